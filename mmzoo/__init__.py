@@ -1,0 +1,46 @@
+"""mmzoo: a Keras 3 / TensorFlow model zoo for multimodal models.
+
+>>> import mmzoo
+>>> "cnn_gru_concat" in mmzoo.list_models()
+True
+
+Importing mmzoo is light: listing and describing presets does not import TensorFlow.
+Sub-packages (``mmzoo.data``, ``mmzoo.datasets``, ``mmzoo.layers``, ``mmzoo.fusion``,
+``mmzoo.encoders``, ``mmzoo.heads``) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mmzoo import presets as _presets  # noqa: F401  (fills the preset registry; no TF)
+from mmzoo.registry import register_encoder, register_fusion, register_head, register_preset
+from mmzoo.spec import DataSpec
+from mmzoo.zoo import build, describe, get_preset, list_models, list_parts, load_model
+
+__version__ = "0.1.0"
+
+_LAZY_SUBMODULES = ("data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli")
+
+__all__ = [
+    "DataSpec",
+    "build",
+    "describe",
+    "get_preset",
+    "list_models",
+    "list_parts",
+    "load_model",
+    "register_encoder",
+    "register_fusion",
+    "register_head",
+    "register_preset",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"mmzoo.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'mmzoo' has no attribute {name!r}")

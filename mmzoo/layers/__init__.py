@@ -1,0 +1,13 @@
+"""Custom Keras layers used by mmzoo encoders (all registered under package ``mmzoo``)."""
+
+from mmzoo.layers.audio import LogMelSpectrogram
+from mmzoo.layers.sequence import MaskedGlobalPooling, PositionEmbedding, TokenMask
+from mmzoo.layers.transformer import TransformerEncoderBlock
+
+__all__ = [
+    "LogMelSpectrogram",
+    "MaskedGlobalPooling",
+    "PositionEmbedding",
+    "TokenMask",
+    "TransformerEncoderBlock",
+]

@@ -1,0 +1,167 @@
+"""The preset table: every named model in the zoo, as data.
+
+A preset names an encoder per modality, a fusion and a head, with options and data
+defaults. `mmzoo.build(name, **overrides)` merges overrides onto it. ``params`` is the
+parameter count at the preset's defaults (with ``num_classes=10``), pinned by a test.
+Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from mmzoo.registry import PRESETS
+
+PRESET_KEYS = {
+    "description",
+    "reference",
+    "image",
+    "text",
+    "audio",
+    "tabular",
+    "fusion",
+    "head",
+    "encoder_options",
+    "fusion_options",
+    "head_options",
+    "defaults",
+    "params",
+    "weights",
+}
+
+REFERENCES = {
+    "concat": "Early/intermediate fusion by concatenation (Ngiam et al., 2011, Multimodal Deep Learning).",
+    "weighted_sum": "Learned softmax-weighted sum of projected modality features.",
+    "gated": "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion.",
+    "attention": "Tsai et al., 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences; Lu et al., 2019, ViLBERT (co-attention).",
+    "film": "Perez et al., 2018, FiLM: Visual Reasoning with a General Conditioning Layer.",
+    "tensor": "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis.",
+    "low_rank": "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors.",
+    "late": "Late fusion / decision averaging (Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis).",
+    "conv": "Convolution across stacked modality features (as in CentralNet-style and 1D-conv fusion baselines).",
+    "recurrent": "Recurrent fusion over the modality sequence (cf. Memory Fusion Network, Zadeh et al., 2018).",
+}
+
+_AUDIO = {"sample_rate": 16000, "audio_samples": 16000}
+
+PRESET_TABLE: Dict[str, Dict[str, Any]] = {
+    "cnn_gru_concat": dict(
+        description="The classic two-branch model: Conv2D(32)+MaxPool+Conv2D(64)+MaxPool+Flatten "
+        "and Embedding(128)+BiGRU(64)+Dense(64)+Dropout(0.5), concatenated, Dense(64), Dense(classes).",
+        image="cnn", text="bigru", fusion="concat", params=2_153_034,
+    ),
+    "cnn_gru_attention": dict(
+        description="CNN patches and BiGRU tokens attend to each other (cross-modal attention).",
+        image="cnn", text="bigru", fusion="attention", params=1_384_714,
+    ),
+    "cnn_gru_film": dict(
+        description="The question modulates the image feature map (FiLM), VQA-style.",
+        image="cnn", text="bigru", fusion="film", params=1_458_378,
+    ),
+    "cnn_gru_late": dict(
+        description="Late fusion: one classifier per modality, logits averaged.",
+        image="cnn", text="bigru", fusion="late", params=2_152_724,
+    ),
+    "cnn_gru_multilabel": dict(
+        description="Classic two-branch model with a sigmoid multilabel head.",
+        image="cnn", text="bigru", fusion="concat", head="multilabel",
+        defaults={"task": "multilabel"}, params=2_153_034,
+    ),
+    "cnn_gru_multitask": dict(
+        description="Shared fusion, two named outputs: an answer class and a regression score.",
+        image="cnn", text="bigru", fusion="gated", head="multitask",
+        defaults={"task": "multitask", "tasks": {
+            "answer": {"task": "classification", "num_classes": 10},
+            "score": {"task": "regression", "num_classes": 1},
+        }},
+        params=1_433_867,
+    ),
+    "resnet_bilstm_gated": dict(
+        description="Small ResNet and BiLSTM joined by a gated multimodal unit.",
+        image="resnet", text="bilstm", fusion="gated", params=1_607_690,
+    ),
+    "resnet_transformer_attention": dict(
+        description="Small ResNet patches and transformer tokens with cross-modal attention.",
+        image="resnet", text="transformer", fusion="attention", params=1_044_746,
+    ),
+    "mobilenet_textcnn_concat": dict(
+        description="Edge-sized: depthwise-separable CNN and TextCNN, concatenated.",
+        image="mobilenet", text="textcnn", fusion="concat", params=1_396_938,
+    ),
+    "cnn_transformer_conv": dict(
+        description="CNN and transformer vectors stacked and convolved across modalities.",
+        image="cnn", text="transformer", fusion="conv", params=1_506_954,
+        encoder_options={"image": {"pooling": "avg"}},
+    ),
+    "mlp_gru_concat": dict(
+        description="Tabular user/item features (MLP) with text (BiGRU), concatenated (recommendation-style).",
+        tabular="mlp", text="bigru", fusion="concat", params=1_378_842,
+    ),
+    "cnn_mlp_regression": dict(
+        description="Image and tabular features, gated, regressing a number.",
+        image="cnn", tabular="mlp", fusion="gated", head="regression",
+        defaults={"task": "regression", "num_classes": 1}, params=1_628_961,
+        encoder_options={"image": {"pooling": "flatten"}},
+    ),
+    "cnn_gru_melcnn_concat": dict(
+        description="Image + text + audio: CNN, BiGRU and log-mel CNN, concatenated.",
+        image="cnn", text="bigru", audio="melcnn", fusion="concat", defaults=_AUDIO, params=2_180_426,
+    ),
+    "cnn_gru_melcnn_attention": dict(
+        description="Image + text + audio tokens with cross-modal attention.",
+        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_438_666,
+    ),
+    "cnn_gru_melcnn_film": dict(
+        description="Image + text + audio: question and audio condition the image map (FiLM).",
+        image="cnn", text="bigru", audio="melcnn", fusion="film", defaults=_AUDIO, params=1_499_930,
+    ),
+    "cnn_gru_melcnn_tensor": dict(
+        description="Image + text + audio tensor fusion (outer product of 16-d projections).",
+        image="cnn", text="bigru", audio="melcnn", fusion="tensor", defaults=_AUDIO, params=1_733_530,
+        encoder_options={"image": {"pooling": "avg"}},
+    ),
+    "cnn_gru_melcnn_lowrank": dict(
+        description="Image + text + audio low-rank multimodal fusion (rank 4).",
+        image="cnn", text="bigru", audio="melcnn", fusion="low_rank", defaults=_AUDIO, params=1_460_506,
+        encoder_options={"image": {"pooling": "avg"}},
+    ),
+    "mobilenet_textcnn_melcnn_weighted": dict(
+        description="Edge-sized image + text + audio with a learned weighted sum.",
+        image="mobilenet", text="textcnn", audio="melcnn", fusion="weighted_sum", defaults=_AUDIO,
+        params=1_420_667,
+    ),
+    "resnet_gru_crnn_gated": dict(
+        description="ResNet + BiGRU + CRNN audio joined by a gated multimodal unit.",
+        image="resnet", text="bigru", audio="crnn", fusion="gated", defaults=_AUDIO, params=1_648_586,
+    ),
+    "cnn_gru_crnn_recurrent": dict(
+        description="Image + text + CRNN audio; a GRU runs over the modality sequence.",
+        image="cnn", text="bigru", audio="crnn", fusion="recurrent", defaults=_AUDIO, params=1_428_682,
+        encoder_options={"image": {"pooling": "avg"}},
+    ),
+}
+
+
+def normalize_preset(name: str, config: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate a preset's keys and fill the optional ones (no TensorFlow needed)."""
+    unknown = sorted(set(config) - PRESET_KEYS)
+    if unknown:
+        raise ValueError(
+            f"Preset {name!r} has unknown keys {unknown}. Accepted keys: {sorted(PRESET_KEYS)}."
+        )
+    preset = {k: config.get(k) for k in PRESET_KEYS}
+    preset["name"] = name
+    preset["head"] = preset["head"] or "classification"
+    preset["fusion"] = preset["fusion"] or "concat"
+    for key in ("encoder_options", "fusion_options", "head_options", "defaults"):
+        preset[key] = dict(preset[key] or {})
+    preset["reference"] = preset["reference"] or REFERENCES.get(preset["fusion"], "")
+    preset["description"] = preset["description"] or ""
+    preset["modalities"] = [m for m in ("audio", "image", "tabular", "text") if preset.get(m)]
+    if not preset["modalities"]:
+        raise ValueError(f"Preset {name!r} names no encoder (image/text/audio/tabular).")
+    return preset
+
+
+for _name, _config in PRESET_TABLE.items():
+    PRESETS.add(_name, normalize_preset(_name, _config))

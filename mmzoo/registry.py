@@ -1,0 +1,166 @@
+"""Name registries for encoders, fusion layers, heads and presets.
+
+One decorator does both jobs: it adds the object to its table (refusing a duplicate name
+loudly) and, for Keras classes, registers them as serializable under package ``mmzoo``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+
+def natural_key(name: str) -> list:
+    """Sort key where ``net2`` comes before ``net10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+class Registry:
+    """A named table of things with wildcard listing and helpful lookup errors.
+
+    Example:
+    >>> fusions = Registry("fusion")
+    >>> @fusions.register("sum")
+    ... def make_sum(): ...
+    >>> fusions.names("s*")
+    ['sum']
+    """
+
+    def __init__(self, kind: str, aliases: Optional[Dict[str, str]] = None):
+        self.kind = kind
+        self._items: Dict[str, Any] = {}
+        self._meta: Dict[str, dict] = {}
+        self.aliases: Dict[str, str] = dict(aliases or {})
+
+    def register(self, name: str, **meta: Any) -> Callable[[Any], Any]:
+        """Decorator adding ``obj`` under ``name`` (with optional metadata)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"A {self.kind} name must be a non-empty string. Received: {name!r}")
+
+        def decorator(obj: Any) -> Any:
+            self.add(name, obj, **meta)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: Any, **meta: Any) -> None:
+        if name in self._items and self._items[name] is not obj:
+            raise ValueError(
+                f"A {self.kind} named {name!r} is already registered "
+                f"({_describe(self._items[name])}). Pick another name."
+            )
+        self._items[name] = obj
+        self._meta[name] = dict(meta)
+
+    def resolve(self, name: str) -> str:
+        return self.aliases.get(name, name)
+
+    def get(self, name: str) -> Any:
+        """The object registered as ``name``; unknown names list the closest ones."""
+        key = self.resolve(name)
+        if key not in self._items:
+            raise ValueError(self.unknown_message(name))
+        return self._items[key]
+
+    def meta(self, name: str) -> dict:
+        self.get(name)
+        return self._meta[self.resolve(name)]
+
+    def unknown_message(self, name: Any) -> str:
+        close = difflib.get_close_matches(str(name), list(self._items), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return (
+            f"Unknown {self.kind} {name!r}.{hint} "
+            f"Available {self.kind}s: {', '.join(self.names())}."
+        )
+
+    def names(self, pattern: str = "*", **meta_filter: Any) -> List[str]:
+        """Registered names matching an fnmatch ``pattern``, naturally sorted."""
+        found = [
+            n
+            for n in self._items
+            if fnmatch.fnmatchcase(n, pattern)
+            and all(self._meta[n].get(k) == v for k, v in meta_filter.items())
+        ]
+        return sorted(found, key=natural_key)
+
+    def __contains__(self, name: str) -> bool:
+        return self.resolve(name) in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _describe(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+ENCODERS = Registry("encoder")
+FUSIONS = Registry("fusion")
+HEADS = Registry("head")
+PRESETS = Registry("preset")
+
+
+def keras_serializable(cls: Any) -> Any:
+    """Register a Keras class under package ``mmzoo`` (imported lazily)."""
+    import keras
+
+    return keras.saving.register_keras_serializable(package="mmzoo")(cls)
+
+
+def register_encoder(name: str, modality: str) -> Callable[[Any], Any]:
+    """Register an encoder builder for one modality.
+
+    The decorated callable takes ``(spec, output, **options)`` and returns a
+    ``keras.Model`` mapping the modality's input to features (see `mmzoo.encoders`).
+
+    Example:
+    >>> @mmzoo.register_encoder("tiny_cnn", modality="image")  # doctest: +SKIP
+    ... def tiny_cnn(spec, output="vector", filters=8): ...
+    """
+    from mmzoo.spec import MODALITIES
+
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {list(MODALITIES)}. Received: {modality!r}")
+    return ENCODERS.register(name, modality=modality)
+
+
+def register_fusion(name: str) -> Callable[[Any], Any]:
+    """Register a fusion layer class (a `mmzoo.fusion.FusionLayer` subclass).
+
+    Example:
+    >>> @mmzoo.register_fusion("my_sum")  # doctest: +SKIP
+    ... class MySum(mmzoo.fusion.FusionLayer): ...
+    """
+
+    def decorator(cls: Any) -> Any:
+        cls = keras_serializable(cls)
+        cls.fusion_name = name
+        FUSIONS.add(name, cls)
+        return cls
+
+    return decorator
+
+
+def register_head(name: str) -> Callable[[Any], Any]:
+    """Register a head class (a `mmzoo.heads.Head` subclass)."""
+    return HEADS.register(name)
+
+
+def register_preset(name: str, **config: Any) -> dict:
+    """Register a preset: a dict of encoder/fusion/head choices and defaults.
+
+    Example:
+    >>> mmzoo.register_preset("my_preset", image="cnn", text="bigru",
+    ...                       fusion="gated", description="...")  # doctest: +SKIP
+    """
+    from mmzoo.presets import normalize_preset
+
+    preset = normalize_preset(name, config)
+    PRESETS.add(name, preset)
+    return preset

@@ -1,0 +1,218 @@
+"""The data spec: what a model's inputs and outputs look like.
+
+A `DataSpec` travels with every mmzoo model (``model.spec``) and with every dataset
+(``data.spec``), so the data pipeline, training, evaluation and export read shapes,
+vocabulary and class names from one place instead of repeating settings.
+It is plain Python (no TensorFlow import) and saves to JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional, Sequence
+
+MODALITIES = ("audio", "image", "tabular", "text")
+TASKS = ("classification", "multilabel", "regression", "multitask")
+IMAGE_DTYPES = ("uint8", "float32")
+IMAGE_RESIZE = ("stretch", "pad")
+
+
+@dataclasses.dataclass
+class DataSpec:
+    """Shapes, dtypes, vocabulary and labels shared by data, model and export.
+
+    Args:
+        modalities: the input modalities, any of ``image``, ``text``, ``audio``, ``tabular``.
+        image_shape: ``(height, width, channels)`` of the ``image`` input.
+        image_dtype: ``"uint8"`` or ``"float32"``; pixel values are 0..255 either way.
+        seq_len: number of token ids in the ``text`` input (padding id 0).
+        vocab_size: size of the token id space, padding (0) and OOV (1) included.
+        sample_rate: audio samples per second of the ``audio`` input.
+        audio_samples: number of samples in the ``audio`` input (fixed duration).
+        tabular_dim: length of the float vector ``tabular`` input.
+        task: ``classification``, ``multilabel``, ``regression`` or ``multitask``.
+        num_classes: classes (classification, multilabel) or outputs (regression).
+        class_names: names of the classes, index = class id, when known.
+        tasks: for ``multitask``: ``{name: {"task": ..., "num_classes": ...}}``.
+        vocabulary: token strings, index = token id (optional; kept by the data side).
+        tokenizer: how text becomes ids (``{"mode": "auto", "lowercase": True}``).
+        image_resize: how images reach ``image_shape``: ``"stretch"`` (plain resize) or
+            ``"pad"`` (keep the aspect ratio, pad with black); export must do the same.
+
+    Example:
+    >>> spec = DataSpec(modalities=("image", "text"), num_classes=4)
+    >>> spec.input_shapes()["text"]
+    (32,)
+    """
+
+    modalities: Sequence[str] = ("image", "text")
+    image_shape: Sequence[int] = (64, 64, 3)
+    image_dtype: str = "uint8"
+    seq_len: int = 32
+    vocab_size: int = 10000
+    sample_rate: int = 16000
+    audio_samples: int = 16000
+    tabular_dim: int = 8
+    task: str = "classification"
+    num_classes: int = 10
+    class_names: Optional[Sequence[str]] = None
+    tasks: Optional[dict] = None
+    vocabulary: Optional[Sequence[str]] = None
+    tokenizer: dict = dataclasses.field(
+        default_factory=lambda: {"mode": "auto", "lowercase": True}
+    )
+    image_resize: str = "stretch"
+
+    def __post_init__(self):
+        self.modalities = tuple(sorted(self.modalities))
+        self.image_shape = tuple(int(d) for d in self.image_shape)
+        if self.class_names is not None:
+            self.class_names = [str(c) for c in self.class_names]
+        if self.vocabulary is not None:
+            self.vocabulary = [str(t) for t in self.vocabulary]
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ValueError naming the first impossible setting."""
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown:
+            raise ValueError(
+                f"Unknown modalities {unknown}. Expected a subset of {list(MODALITIES)}."
+            )
+        if not self.modalities:
+            raise ValueError("A DataSpec needs at least one modality. Received none.")
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"Duplicate modalities: {list(self.modalities)}.")
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}. Expected one of {list(TASKS)}.")
+        _positive_int("seq_len", self.seq_len)
+        _positive_int("sample_rate", self.sample_rate)
+        _positive_int("audio_samples", self.audio_samples)
+        _positive_int("tabular_dim", self.tabular_dim)
+        if self.vocab_size < 3:
+            raise ValueError(
+                "vocab_size must be at least 3 (padding 0, OOV 1 and one token). "
+                f"Received: vocab_size={self.vocab_size}"
+            )
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(
+                "image_shape must be (height, width, channels) of positive ints. "
+                f"Received: image_shape={self.image_shape}"
+            )
+        if self.image_shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"image channels must be 1, 3 or 4. Received: image_shape={self.image_shape}"
+            )
+        if self.image_dtype not in IMAGE_DTYPES:
+            raise ValueError(
+                f"image_dtype must be one of {list(IMAGE_DTYPES)}. Received: {self.image_dtype!r}"
+            )
+        if self.image_resize not in IMAGE_RESIZE:
+            raise ValueError(
+                f"image_resize must be one of {list(IMAGE_RESIZE)}. Received: {self.image_resize!r}"
+            )
+        if self.task == "multitask":
+            if not self.tasks:
+                raise ValueError("task='multitask' needs `tasks={name: {...}}`. Received none.")
+        else:
+            _positive_int("num_classes", self.num_classes)
+        if self.class_names is not None and self.task in ("classification", "multilabel"):
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(
+                    f"class_names has {len(self.class_names)} names but num_classes="
+                    f"{self.num_classes}."
+                )
+        if self.vocabulary is not None and len(self.vocabulary) > self.vocab_size:
+            raise ValueError(
+                f"vocabulary has {len(self.vocabulary)} tokens but vocab_size={self.vocab_size}."
+            )
+
+    # ------------------------------------------------------------------ inputs
+    def input_shapes(self) -> dict:
+        """Per-example shape of each model input, by input name."""
+        shapes = {
+            "image": self.image_shape,
+            "text": (self.seq_len,),
+            "audio": (self.audio_samples,),
+            "tabular": (self.tabular_dim,),
+        }
+        return {m: shapes[m] for m in self.modalities}
+
+    def input_dtypes(self) -> dict:
+        """Dtype of each model input, by input name."""
+        dtypes = {
+            "image": self.image_dtype,
+            "text": "int32",
+            "audio": "float32",
+            "tabular": "float32",
+        }
+        return {m: dtypes[m] for m in self.modalities}
+
+    def model_kwargs(self) -> dict:
+        """Keyword arguments for `mmzoo.build` that make a model fit this data."""
+        kwargs = {
+            "modalities": list(self.modalities),
+            "image_shape": self.image_shape,
+            "image_dtype": self.image_dtype,
+            "seq_len": self.seq_len,
+            "vocab_size": self.vocab_size,
+            "sample_rate": self.sample_rate,
+            "audio_samples": self.audio_samples,
+            "tabular_dim": self.tabular_dim,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "tasks": self.tasks,
+        }
+        return kwargs
+
+    def replace(self, **changes: Any) -> "DataSpec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # --------------------------------------------------------------- (de)serialise
+    def to_dict(self, include_vocabulary: bool = True) -> dict:
+        data = dataclasses.asdict(self)
+        data["modalities"] = list(self.modalities)
+        data["image_shape"] = list(self.image_shape)
+        if not include_vocabulary:
+            data["vocabulary"] = None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DataSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown DataSpec fields {unknown}. Accepted fields: {sorted(known)}."
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DataSpec":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str) -> str:
+        """Write the spec as JSON (atomically) and return the path."""
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "DataSpec":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")

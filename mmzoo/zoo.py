@@ -1,0 +1,246 @@
+"""The zoo's front door: `list_models`, `describe`, `build`, `load_model`, `list_parts`."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any, Dict, List, Optional
+
+from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PRESETS
+from mmzoo.spec import MODALITIES, DataSpec
+
+SPEC_OVERRIDES = (
+    "modalities",
+    "image_shape",
+    "image_dtype",
+    "seq_len",
+    "vocab_size",
+    "sample_rate",
+    "audio_samples",
+    "tabular_dim",
+    "task",
+    "num_classes",
+    "class_names",
+    "tasks",
+    "vocabulary",
+)
+PART_OVERRIDES = (
+    "image",
+    "text",
+    "audio",
+    "tabular",
+    "fusion",
+    "head",
+    "encoder_options",
+    "fusion_options",
+    "head_options",
+)
+OTHER_OVERRIDES = ("spec", "seed", "compile", "weights", "name")
+ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Names of the registered presets matching an fnmatch ``pattern``, naturally sorted.
+
+    Example:
+    >>> mmzoo.list_models("*film*")
+    ['cnn_gru_film', 'cnn_gru_melcnn_film']
+    """
+    return PRESETS.names(pattern)
+
+
+def get_preset(name: str) -> Dict[str, Any]:
+    """A copy of a preset's config; unknown names list the closest presets."""
+    return copy.deepcopy(PRESETS.get(name))
+
+
+def describe(name: str) -> Dict[str, Any]:
+    """What a preset is, without building it: modalities, parts, params, reference.
+
+    Example:
+    >>> mmzoo.describe("cnn_gru_concat")["fusion"]
+    'concat'
+    """
+    p = PRESETS.get(name)
+    return {
+        "name": p["name"],
+        "modalities": list(p["modalities"]),
+        "encoders": {m: p[m] for m in p["modalities"]},
+        "fusion": p["fusion"],
+        "head": p["head"],
+        "params": p["params"],
+        "summary": p["description"],
+        "reference": p["reference"],
+        "weights": p["weights"],
+        "defaults": copy.deepcopy(p["defaults"]),
+    }
+
+
+def list_parts(kind: str = "encoder", pattern: str = "*", modality: Optional[str] = None) -> List[str]:
+    """Registered part names: ``kind`` is ``encoder``, ``fusion`` or ``head``.
+
+    Example:
+    >>> mmzoo.list_parts("encoder", modality="audio")
+    ['crnn', 'melcnn']
+    """
+    from mmzoo.model import ensure_parts_registered
+
+    ensure_parts_registered()
+    tables = {"encoder": ENCODERS, "fusion": FUSIONS, "head": HEADS}
+    if kind not in tables:
+        raise ValueError(f"kind must be one of {list(tables)}. Received: kind={kind!r}")
+    if modality is not None:
+        return tables[kind].names(pattern, modality=modality)
+    return tables[kind].names(pattern)
+
+
+def _check_overrides(overrides: Dict[str, Any]) -> None:
+    unknown = sorted(set(overrides) - set(ACCEPTED_OVERRIDES))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, ACCEPTED_OVERRIDES, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(
+            f"Unknown override {', '.join(hints)}. Accepted keys: {', '.join(sorted(ACCEPTED_OVERRIDES))}."
+        )
+
+
+def resolve_config(preset: Optional[str] = None, **overrides: Any) -> Dict[str, Any]:
+    """Merge overrides onto a preset (``None`` keeps the default) and validate everything.
+
+    Returns the config `MultimodalModel` is made from: ``spec``, ``encoders``, ``fusion``,
+    ``head``, ``preset``. Raises ValueError before any layer is built.
+    """
+    _check_overrides(overrides)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base = get_preset(preset) if preset is not None else {
+        "name": None, "fusion": "concat", "head": None, "encoder_options": {},
+        "fusion_options": {}, "head_options": {}, "defaults": {},
+        **{m: None for m in MODALITIES},
+    }
+
+    # Encoders: the preset's, with per-modality overrides (False drops a branch).
+    encoders = {}
+    for m in MODALITIES:
+        choice = overrides.get(m, base.get(m))
+        if choice:
+            if not isinstance(choice, str):
+                raise ValueError(f"{m}= takes an encoder name. Received: {m}={choice!r}")
+            encoders[m] = {"name": choice, "options": {}}
+    if not encoders:
+        raise ValueError(
+            "No encoder chosen. Name a preset (mmzoo.list_models()) or pass encoders, e.g. "
+            "mmzoo.build(image='cnn', text='bigru', fusion='concat')."
+        )
+    encoder_options = copy.deepcopy(base["encoder_options"])
+    for m, opts in (overrides.get("encoder_options") or {}).items():
+        encoder_options.setdefault(m, {}).update(opts)
+    for m, opts in encoder_options.items():
+        if m not in encoders:
+            raise ValueError(
+                f"encoder_options has options for {m!r} but the model has no {m} branch. "
+                f"Branches: {sorted(encoders)}"
+            )
+        encoders[m]["options"] = dict(opts)
+
+    # Data spec: dataclass defaults <- preset defaults <- an explicit spec <- overrides.
+    spec_fields = dict(base["defaults"])
+    if "spec" in overrides:
+        given = overrides["spec"]
+        given = given.to_dict() if isinstance(given, DataSpec) else dict(given)
+        spec_fields.update(given)
+    spec_fields.update({k: overrides[k] for k in SPEC_OVERRIDES if k in overrides})
+    data_modalities = spec_fields.pop("modalities", None)
+    if data_modalities is not None:
+        missing = sorted(set(encoders) - set(data_modalities))
+        if missing:
+            raise ValueError(
+                f"{'Preset ' + repr(preset) if preset else 'The model'} needs {missing} but the data "
+                f"has only {sorted(data_modalities)}. Pick a preset for these modalities: "
+                f"mmzoo.list_models() and mmzoo.describe(name)."
+            )
+    head = overrides.get("head", base.get("head"))
+    task = spec_fields.get("task")
+    if head is None:
+        head = task or "classification"
+    if task is None and head in ("classification", "multilabel", "regression", "multitask"):
+        spec_fields["task"] = head
+    if spec_fields.get("task") == "regression" and "num_classes" not in spec_fields:
+        spec_fields["num_classes"] = 1
+    if spec_fields.get("class_names") and "num_classes" not in spec_fields:
+        spec_fields["num_classes"] = len(spec_fields["class_names"])
+    spec = DataSpec(modalities=tuple(encoders), **spec_fields)
+
+    fusion = overrides.get("fusion", base["fusion"])
+    fusion_options = {**base["fusion_options"], **(overrides.get("fusion_options") or {})}
+    head_options = {**base["head_options"], **(overrides.get("head_options") or {})}
+    config = {
+        "spec": spec,
+        "encoders": encoders,
+        "fusion": {"name": fusion, "options": fusion_options},
+        "head": {"name": head, "options": head_options},
+        "preset": preset,
+    }
+    from mmzoo.model import resolve_parts
+
+    resolve_parts(spec, encoders, config["fusion"], config["head"])
+    return config
+
+
+def build(preset: Optional[str] = None, **overrides: Any):
+    """Build a compiled multimodal Keras model from a preset and/or free choices.
+
+    Args:
+        preset: a preset name (`mmzoo.list_models()`), or None to compose freely.
+        **overrides: encoders (``image=``, ``text=``, ``audio=``, ``tabular=``; ``False``
+            drops a branch), ``fusion=``, ``head=``, data settings (``num_classes``,
+            ``image_shape``, ``seq_len``, ``vocab_size``, ``sample_rate``,
+            ``audio_samples``, ``tabular_dim``, ``class_names``, ``tasks``...; or
+            ``spec=`` a `DataSpec`), options dicts (``encoder_options={"text":
+            {"unroll": True}}``, ``fusion_options``, ``head_options``), ``seed`` (seeds
+            weight initialisation), ``compile`` (default True: Adam and the head's loss
+            and metrics), ``name``. A ``None`` value keeps the default.
+
+    Example:
+    >>> model = mmzoo.build("cnn_gru_concat", num_classes=10)
+    >>> sorted(model.input)
+    ['image', 'text']
+    """
+    compile_model = overrides.pop("compile", True)
+    seed = overrides.pop("seed", None)
+    weights = overrides.pop("weights", None)
+    name = overrides.pop("name", None)
+    config = resolve_config(preset, **overrides)
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(int(seed))
+    from mmzoo.model import MultimodalModel
+
+    model = MultimodalModel(name=name, **config)
+    if weights is not None:
+        model.load_weights(weights)
+    if compile_model:
+        import keras
+
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=model.default_loss(),
+            metrics=model.default_metrics(),
+        )
+    return model
+
+
+def load_model(path: str, compile: bool = True):
+    """Load a ``.keras`` mmzoo model (safe mode) after registering mmzoo's layers.
+
+    Example:
+    >>> model = mmzoo.load_model("runs/exp1/model.keras")  # doctest: +SKIP
+    """
+    import keras
+
+    from mmzoo.model import ensure_parts_registered
+
+    ensure_parts_registered()
+    return keras.saving.load_model(path, compile=compile, safe_mode=True)
