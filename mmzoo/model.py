@@ -118,9 +118,11 @@ class MultimodalModel(keras.Model):
         if getattr(fusion_cls, "produces_logits", False):
             fusion_options["units"] = head_obj.output_size()
         kinds = fusion_cls.input_kinds(list(spec.modalities))
-        encoder_models = {
-            m: builders[m](spec, output=kinds[m], **encoders[m]["options"]) for m in spec.modalities
-        }
+        encoder_models = {}
+        for m in spec.modalities:
+            # The scope puts the branch in every weight path: image_encoder/conv_1/kernel.
+            with keras.name_scope(f"{m}_encoder"):
+                encoder_models[m] = builders[m](spec, output=kinds[m], **encoders[m]["options"])
         fusion_layer = fusion_cls(name="fusion", **fusion_options)
 
         # Functional wiring.
@@ -134,7 +136,9 @@ class MultimodalModel(keras.Model):
 
             features["text_mask"] = TokenMask(name="text_mask")(inputs["text"])
         fused = fusion_layer(features)
-        outputs = head_obj.build_head(fused)(fused)
+        with keras.name_scope("head"):
+            head_model = head_obj.build_head(fused)
+        outputs = head_model(fused)
         super().__init__(inputs=inputs, outputs=outputs, name=name or preset or "mmzoo_model", **kwargs)
 
         # Config.

@@ -48,24 +48,24 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     "cnn_gru_concat": dict(
         description="The classic two-branch model: Conv2D(32)+MaxPool+Conv2D(64)+MaxPool+Flatten "
         "and Embedding(128)+BiGRU(64)+Dense(64)+Dropout(0.5), concatenated, Dense(64), Dense(classes).",
-        image="cnn", text="bigru", fusion="concat", params=2_153_034,
+        image="cnn", text="bigru", fusion="concat", params=2_189_770,
     ),
     "cnn_gru_attention": dict(
         description="CNN patches and BiGRU tokens attend to each other (cross-modal attention).",
-        image="cnn", text="bigru", fusion="attention", params=1_384_714,
+        image="cnn", text="bigru", fusion="attention", params=1_428_874,
     ),
     "cnn_gru_film": dict(
         description="The question modulates the image feature map (FiLM), VQA-style.",
-        image="cnn", text="bigru", fusion="film", params=1_458_378,
+        image="cnn", text="bigru", fusion="film", params=1_485_642,
     ),
     "cnn_gru_late": dict(
         description="Late fusion: one classifier per modality, logits averaged.",
-        image="cnn", text="bigru", fusion="late", params=2_152_724,
+        image="cnn", text="bigru", fusion="late", params=2_190_484,
     ),
     "cnn_gru_multilabel": dict(
         description="Classic two-branch model with a sigmoid multilabel head.",
         image="cnn", text="bigru", fusion="concat", head="multilabel",
-        defaults={"task": "multilabel"}, params=2_153_034,
+        defaults={"task": "multilabel"}, params=2_189_770,
     ),
     "cnn_gru_multitask": dict(
         description="Shared fusion, two named outputs: an answer class and a regression score.",
@@ -74,69 +74,69 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
             "answer": {"task": "classification", "num_classes": 10},
             "score": {"task": "regression", "num_classes": 1},
         }},
-        params=1_433_867,
+        params=3_808_011,
     ),
     "resnet_bilstm_gated": dict(
         description="Small ResNet and BiLSTM joined by a gated multimodal unit.",
-        image="resnet", text="bilstm", fusion="gated", params=1_607_690,
+        image="resnet", text="bilstm", fusion="gated", params=1_737_706,
     ),
     "resnet_transformer_attention": dict(
         description="Small ResNet patches and transformer tokens with cross-modal attention.",
-        image="resnet", text="transformer", fusion="attention", params=1_044_746,
+        image="resnet", text="transformer", fusion="attention", params=1_072_810,
     ),
     "mobilenet_textcnn_concat": dict(
         description="Edge-sized: depthwise-separable CNN and TextCNN, concatenated.",
-        image="mobilenet", text="textcnn", fusion="concat", params=1_396_938,
+        image="mobilenet", text="textcnn", fusion="concat", params=1_418_474,
     ),
     "cnn_transformer_conv": dict(
         description="CNN and transformer vectors stacked and convolved across modalities.",
-        image="cnn", text="transformer", fusion="conv", params=1_506_954,
+        image="cnn", text="transformer", fusion="conv", params=753_994,
         encoder_options={"image": {"pooling": "avg"}},
     ),
     "mlp_gru_concat": dict(
         description="Tabular user/item features (MLP) with text (BiGRU), concatenated (recommendation-style).",
-        tabular="mlp", text="bigru", fusion="concat", params=1_378_842,
+        tabular="mlp", text="bigru", fusion="concat", params=1_376_426,
     ),
     "cnn_mlp_regression": dict(
         description="Image and tabular features, gated, regressing a number.",
         image="cnn", tabular="mlp", fusion="gated", head="regression",
-        defaults={"task": "regression", "num_classes": 1}, params=1_628_961,
+        defaults={"task": "regression", "num_classes": 1}, params=2_449_377,
         encoder_options={"image": {"pooling": "flatten"}},
     ),
     "cnn_gru_melcnn_concat": dict(
         description="Image + text + audio: CNN, BiGRU and log-mel CNN, concatenated.",
-        image="cnn", text="bigru", audio="melcnn", fusion="concat", defaults=_AUDIO, params=2_180_426,
+        image="cnn", text="bigru", audio="melcnn", fusion="concat", defaults=_AUDIO, params=2_217_502,
     ),
     "cnn_gru_melcnn_attention": dict(
         description="Image + text + audio tokens with cross-modal attention.",
-        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_438_666,
+        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_477_598,
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",
-        image="cnn", text="bigru", audio="melcnn", fusion="film", defaults=_AUDIO, params=1_499_930,
+        image="cnn", text="bigru", audio="melcnn", fusion="film", defaults=_AUDIO, params=1_529_758,
     ),
     "cnn_gru_melcnn_tensor": dict(
         description="Image + text + audio tensor fusion (outer product of 16-d projections).",
-        image="cnn", text="bigru", audio="melcnn", fusion="tensor", defaults=_AUDIO, params=1_733_530,
+        image="cnn", text="bigru", audio="melcnn", fusion="tensor", defaults=_AUDIO, params=1_724_046,
         encoder_options={"image": {"pooling": "avg"}},
     ),
     "cnn_gru_melcnn_lowrank": dict(
         description="Image + text + audio low-rank multimodal fusion (rank 4).",
-        image="cnn", text="bigru", audio="melcnn", fusion="low_rank", defaults=_AUDIO, params=1_460_506,
+        image="cnn", text="bigru", audio="melcnn", fusion="low_rank", defaults=_AUDIO, params=1_460_578,
         encoder_options={"image": {"pooling": "avg"}},
     ),
     "mobilenet_textcnn_melcnn_weighted": dict(
         description="Edge-sized image + text + audio with a learned weighted sum.",
         image="mobilenet", text="textcnn", audio="melcnn", fusion="weighted_sum", defaults=_AUDIO,
-        params=1_420_667,
+        params=1_450_497,
     ),
     "resnet_gru_crnn_gated": dict(
         description="ResNet + BiGRU + CRNN audio joined by a gated multimodal unit.",
-        image="resnet", text="bigru", audio="crnn", fusion="gated", defaults=_AUDIO, params=1_648_586,
+        image="resnet", text="bigru", audio="crnn", fusion="gated", defaults=_AUDIO, params=1_815_102,
     ),
     "cnn_gru_crnn_recurrent": dict(
         description="Image + text + CRNN audio; a GRU runs over the modality sequence.",
-        image="cnn", text="bigru", audio="crnn", fusion="recurrent", defaults=_AUDIO, params=1_428_682,
+        image="cnn", text="bigru", audio="crnn", fusion="recurrent", defaults=_AUDIO, params=1_497_310,
         encoder_options={"image": {"pooling": "avg"}},
     ),
 }

@@ -54,6 +54,9 @@ class MaskedGlobalPooling(keras.layers.Layer):
             raise ValueError(f"mode must be 'mean' or 'max'. Received: mode={mode!r}")
         self.mode = mode
 
+    def build(self, inputs_shape, padding_mask_shape=None):
+        pass
+
     def call(self, inputs, padding_mask=None):
         sequence, mask = inputs, padding_mask
         if mask is None:
