@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from mmzoo.encoders.base import check_output, encoder_model, modality_input
-from mmzoo.layers import LogMelSpectrogram
+from mmzoo.layers import FastGRU, LogMelSpectrogram
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
 
@@ -91,6 +91,6 @@ def crnn(
     x = _conv_blocks(x, filters, (1, 2))
     _, t, f, c = x.shape
     x = layers.Reshape((t, f * c), name="frames")(x)
-    gru = layers.GRU(units, return_sequences=(output == "sequence"), unroll=unroll, name="gru")
+    gru = FastGRU(units, return_sequences=(output == "sequence"), unroll=unroll, name="gru")
     x = layers.Bidirectional(gru, name="bigru")(x)
     return encoder_model(inputs, x, "audio")

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from mmzoo.encoders.base import check_output, encoder_model, modality_input
-from mmzoo.layers import MaskedGlobalPooling, PositionEmbedding, TokenMask, TransformerEncoderBlock
+from mmzoo.layers import FastGRU, MaskedGlobalPooling, PositionEmbedding, TokenMask, TransformerEncoderBlock
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
 
@@ -23,6 +23,7 @@ def _recurrent_encoder(
     spec: DataSpec,
     output: str,
     cell: type,
+    kind: str,
     name: str,
     embedding_dim: int,
     units: int,
@@ -33,8 +34,8 @@ def _recurrent_encoder(
     check_output(name, output, _OUTPUTS)
     inputs = modality_input(spec, "text")
     x = layers.Embedding(spec.vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    rnn = cell(units, return_sequences=(output == "sequence"), unroll=unroll, name=cell.__name__.lower())
-    x = layers.Bidirectional(rnn, name=f"bi{cell.__name__.lower()}")(x)
+    rnn = cell(units, return_sequences=(output == "sequence"), unroll=unroll, name=kind)
+    x = layers.Bidirectional(rnn, name=f"bi{kind}")(x)
     if output == "vector" and dense_units:
         x = layers.Dense(dense_units, activation="relu", name="dense")(x)
         x = layers.Dropout(dropout, name="dropout")(x)
@@ -53,12 +54,13 @@ def bigru(
 ) -> keras.Model:
     """``Embedding(mask_zero) + Bidirectional(GRU) + Dense + Dropout``, the default text branch.
 
-    ``unroll=True`` gives a loop-free graph (for TFLite export with fixed ``seq_len``).
+    The GRU is `mmzoo.layers.FastGRU`: `keras.layers.GRU` weights and results, with the
+    input projection hoisted out of the time loop on CPU (cuDNN on GPU). ``unroll=True`` gives a loop-free graph (for TFLite export with fixed ``seq_len``).
 
     Example:
     >>> mmzoo.build("cnn_gru_concat", num_classes=4)  # doctest: +SKIP
     """
-    return _recurrent_encoder(spec, output, layers.GRU, "bigru", embedding_dim, units, dense_units, dropout, unroll)
+    return _recurrent_encoder(spec, output, FastGRU, "gru", "bigru", embedding_dim, units, dense_units, dropout, unroll)
 
 
 @register_encoder("bilstm", modality="text")
@@ -76,7 +78,7 @@ def bilstm(
     Example:
     >>> mmzoo.build(image="resnet", text="bilstm", fusion="gated", num_classes=3)  # doctest: +SKIP
     """
-    return _recurrent_encoder(spec, output, layers.LSTM, "bilstm", embedding_dim, units, dense_units, dropout, unroll)
+    return _recurrent_encoder(spec, output, layers.LSTM, "lstm", "bilstm", embedding_dim, units, dense_units, dropout, unroll)
 
 
 @register_encoder("textcnn", modality="text")

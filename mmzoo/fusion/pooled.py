@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from mmzoo.fusion.base import FusionLayer
+from mmzoo.layers.recurrent import FastGRU
 from mmzoo.registry import register_fusion
 
 
@@ -281,7 +282,7 @@ class RecurrentFusion(_ProjectedFusion):
 
     def build_fusion(self, shapes):
         self.project = self.projections(shapes, self.units, activation="relu")
-        self.gru = self.sublayer(keras.layers.GRU, self.units, unroll=self.unroll, name="gru")
+        self.gru = self.sublayer(FastGRU, self.units, unroll=self.unroll, name="gru")
         self.gru.build((None, len(self.modalities), self.units))
 
     def fuse(self, features, masks, training=None):

@@ -1,10 +1,12 @@
 """Custom Keras layers used by mmzoo encoders (all registered under package ``mmzoo``)."""
 
 from mmzoo.layers.audio import LogMelSpectrogram
+from mmzoo.layers.recurrent import FastGRU
 from mmzoo.layers.sequence import MaskedGlobalPooling, PositionEmbedding, TokenMask
 from mmzoo.layers.transformer import TransformerEncoderBlock
 
 __all__ = [
+    "FastGRU",
     "LogMelSpectrogram",
     "MaskedGlobalPooling",
     "PositionEmbedding",

@@ -1,0 +1,142 @@
+"""Built-in offline datasets (TFDS builders) and their loaders.
+
+``import mmzoo.datasets`` registers the TFDS builder ``shapes_vqa`` (it imports
+``tensorflow_datasets``, which does not import TensorFlow); everything that needs
+TensorFlow is imported inside the functions.
+
+Example:
+>>> import mmzoo.datasets
+>>> mmzoo.datasets.list_datasets(with_configs=True)[:2]
+['shapes_vqa/image_text', 'shapes_vqa/image_text_audio']
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Optional
+
+from mmzoo.datasets.shapes_vqa import CONFIG_NAMES as _SHAPES_VQA_CONFIGS
+from mmzoo.datasets.shapes_vqa import ShapesVqa  # noqa: F401  (registers the builder)
+from mmzoo.datasets.shapes_vqa_generate import ANSWERS, QUESTION_TYPES
+
+__all__ = [
+    "ANSWERS",
+    "QUESTION_TYPES",
+    "builder",
+    "chance_levels",
+    "list_datasets",
+    "load",
+]
+
+# Dataset name -> its config names. Every entry is an offline TFDS builder.
+_DATASETS = {"shapes_vqa": tuple(sorted(_SHAPES_VQA_CONFIGS))}
+_DEFAULT_CONFIG = "image_text_audio_small"
+
+
+def list_datasets(with_configs: bool = False) -> list:
+    """Names of the built-in datasets, or ``name/config`` for every config.
+
+    Example:
+    >>> list_datasets()
+    ['shapes_vqa']
+    """
+    if not with_configs:
+        return sorted(_DATASETS)
+    return [f"{name}/{config}" for name in sorted(_DATASETS) for config in _DATASETS[name]]
+
+
+def builder(
+    name: str = "shapes_vqa",
+    config: str = _DEFAULT_CONFIG,
+    data_dir: Optional[str] = None,
+):
+    """The prepared TFDS builder of a built-in dataset (generated on first use, offline).
+
+    Args:
+        name: dataset name, see `list_datasets()`.
+        config: config name, e.g. ``"image_text_small"``.
+        data_dir: TFDS data directory; None means the TFDS default
+            (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+
+    Example:
+    >>> b = mmzoo.datasets.builder(config="image_text_small", data_dir="/tmp/tfds")
+    >>> b.info.splits["test"].num_examples
+    128
+    """
+    import tensorflow_datasets as tfds
+
+    _check(name, config)
+    tfds_builder = tfds.builder(name, config=config, data_dir=data_dir)
+    tfds_builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
+    return tfds_builder
+
+
+def load(
+    name: str = "shapes_vqa",
+    config: str = _DEFAULT_CONFIG,
+    data_dir: Optional[str] = None,
+    **pipeline_kwargs: Any,
+):
+    """A built-in dataset as an mmzoo data object (via `mmzoo.data.from_tfds`).
+
+    The TFDS features map to model inputs as ``image <- image``, ``text <- question``,
+    ``audio <- audio`` (audio configs only) and ``label <- answer``.
+
+    Args:
+        name: dataset name, see `list_datasets()`.
+        config: config name, e.g. ``"image_text_audio_small"``.
+        data_dir: TFDS data directory (None: TFDS default).
+        **pipeline_kwargs: passed on to `mmzoo.data.from_tfds` (batch size, ...).
+
+    Example:
+    >>> data = mmzoo.datasets.load(config="image_text_small", data_dir="/tmp/tfds")
+    """
+    from mmzoo.data import from_tfds
+
+    tfds_builder = builder(name, config, data_dir)
+    mapping = {"image": "image", "text": "question", "label": "answer"}
+    if "audio" in tfds_builder.info.features:
+        mapping["audio"] = "audio"
+    return from_tfds(f"{name}/{config}", mapping=mapping, data_dir=data_dir, **pipeline_kwargs)
+
+
+def chance_levels(config: str, split: str = "test", data_dir: Optional[str] = None) -> dict:
+    """Accuracy on `split` reachable from each modality alone (`shapes_vqa`).
+
+    Each number is the accuracy on `split` of a lookup table fit on ``train`` that maps
+    what one modality shows to the most frequent train answer for it (unseen keys get
+    the overall majority answer):
+
+    - ``majority``: no input; always the most frequent train answer.
+    - ``text``: the exact question string.
+    - ``image``: the scene, i.e. the set of (shape, colour) objects drawn. Positions,
+      sizes and brightness are drawn independently of the answer, so this is all an
+      image says about it: the figure is what an image-only model with perfect
+      perception could learn from this train split.
+    - ``audio`` (audio configs): the number of beeps (pitches and positions are drawn
+      independently of the answer).
+
+    Example:
+    >>> mmzoo.datasets.chance_levels("image_text_small", data_dir="/tmp/tfds")["text"]
+    """
+    from mmzoo.datasets.chance import shapes_vqa_chance_levels
+
+    return shapes_vqa_chance_levels(builder("shapes_vqa", config, data_dir), split)
+
+
+def _check(name: str, config: str) -> None:
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(str(name), list(_DATASETS), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"Unknown dataset {name!r}. Expected one of {sorted(_DATASETS)}.{hint}"
+        )
+    if config not in _DATASETS[name]:
+        close = difflib.get_close_matches(str(config), list(_DATASETS[name]), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"Unknown config {config!r} for dataset {name!r}. "
+            f"Expected one of {list(_DATASETS[name])}.{hint}"
+        )
