@@ -1,0 +1,350 @@
+"""Reading a manifest (CSV or JSONL, one example a row) and checking each row's values.
+
+Columns: ``image`` (path), ``text`` (UTF-8 string), ``audio`` (path to a WAV file),
+``tabular`` (numbers: a JSON list, or a string of floats separated by spaces, ``;`` or ``,``),
+``label`` (class name; several names joined by ``|`` for multilabel; a number, or several
+numbers like tabular, for regression) and optional ``split`` (train / validation / test).
+Paths are relative to the manifest's folder (or ``root``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import io
+import json
+import math
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmzoo.spec import MODALITIES
+from mmzoo.data.validation import DataError
+
+LABEL = "label"
+SPLIT = "split"
+COLUMNS = tuple(MODALITIES) + (LABEL, SPLIT)
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
+_NUMBER_SEP = re.compile(r"[\s;,]+")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+@dataclasses.dataclass
+class RawRow:
+    """One manifest row: its number (1 = first example), its first line, and its values."""
+
+    row: int
+    line: int
+    values: Dict[str, object]
+    error: Optional[Tuple[Optional[str], object, str]] = None  # (column, value, reason)
+
+
+def manifest_format(path: str, fmt: Optional[str] = None) -> str:
+    if fmt:
+        if fmt not in ("csv", "tsv", "jsonl"):
+            raise ValueError(f"format must be 'csv', 'tsv' or 'jsonl'. Received: {fmt!r}")
+        return fmt
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if ext == ".tsv":
+        return "tsv"
+    return "csv"
+
+
+def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> Dict[str, str]:
+    """canonical name -> manifest column name; fatal errors for misspelt columns."""
+    columns = dict(columns or {})
+    bad = sorted(set(columns) - set(COLUMNS))
+    if bad:
+        raise ValueError(f"columns= keys must be among {list(COLUMNS)}. Received: {bad}")
+    mapping: Dict[str, str] = {}
+    for canonical, name in columns.items():
+        if name not in header:
+            close = difflib.get_close_matches(name, header, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"{source}: columns={{{canonical!r}: {name!r}}} but the manifest has no column "
+                f"{name!r}.{hint} Columns found: {list(header)}"
+            )
+        mapping[canonical] = name
+    taken = set(mapping.values())
+    for name in header:
+        key = name.strip().lower()
+        if name in taken:
+            continue
+        if key in COLUMNS and key not in mapping:
+            mapping[key] = name
+    unknown = [h for h in header if h not in mapping.values()]
+    for name in unknown:
+        close = difflib.get_close_matches(name.strip().lower(), COLUMNS, n=1, cutoff=0.7)
+        if close and close[0] not in mapping:
+            raise DataError(
+                f"{source}: unknown column {name!r}. Did you mean {close[0]!r}? "
+                f"Expected columns: {list(COLUMNS)} (rename it, or map it with "
+                f"columns={{{close[0]!r}: {name!r}}})."
+            )
+    if LABEL not in mapping:
+        close = difflib.get_close_matches(LABEL, [h.lower() for h in unknown], n=1, cutoff=0.5)
+        hint = (
+            f" Did you mean {close[0]!r}? (columns={{'label': ...}} maps another name)"
+            if close
+            else ""
+        )
+        raise DataError(f"{source}: no 'label' column.{hint} Columns found: {list(header)}")
+    if not any(m in mapping for m in MODALITIES):
+        raise DataError(
+            f"{source}: no input column. Expected at least one of {list(MODALITIES)}. "
+            f"Columns found: {list(header)}"
+        )
+    return mapping
+
+
+def _utf8_problem(value) -> bool:
+    return isinstance(value, str) and bool(_SURROGATE.search(value))
+
+
+def read_manifest(
+    path: str, columns: Optional[dict] = None, fmt: Optional[str] = None
+) -> Tuple[List[RawRow], Dict[str, str], List[str]]:
+    """Read a manifest: (rows, canonical-to-manifest column map, ignored column names).
+
+    Rows that cannot be read (bad JSON, wrong field count, non-UTF-8 bytes) carry ``.error``.
+    Missing, misspelt or unknown-but-close column names raise `DataError` at once.
+    """
+    source = str(path)
+    if not os.path.isfile(source):
+        raise DataError(f"Manifest not found: {source!r}")
+    with open(source, "rb") as f:
+        raw = f.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    text = raw.decode("utf-8", errors="surrogateescape")
+    kind = manifest_format(source, fmt)
+    rows: List[RawRow] = []
+    if kind == "jsonl":
+        header: List[str] = []
+        parsed = []
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                err = (
+                    None
+                    if isinstance(obj, dict)
+                    else (None, None, "a JSONL row must be an object {...}")
+                )
+            except json.JSONDecodeError as e:
+                obj, err = {}, (None, None, f"invalid JSON: {e.msg} (column {e.colno})")
+            if not isinstance(obj, dict):
+                obj = {}
+            for key in obj:
+                if key not in header:
+                    header.append(key)
+            parsed.append((line_no, obj, err))
+        if not parsed:
+            raise DataError(f"{source}: the manifest has no rows.")
+        mapping = _column_map(header, columns, source)
+        for i, (line_no, obj, err) in enumerate(parsed, start=1):
+            values = {c: obj.get(name) for c, name in mapping.items()}
+            if err is None:
+                for c, v in values.items():
+                    if _utf8_problem(v):
+                        err = (
+                            c,
+                            v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                            "is not valid UTF-8",
+                        )
+                        break
+            rows.append(RawRow(i, line_no, values, err))
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",")
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{source}: the manifest is empty (no header row).") from None
+        except csv.Error as e:
+            raise DataError(f"{source}: cannot read the CSV header: {e}") from None
+        header = [h.strip() for h in header]
+        if not any(header):
+            raise DataError(
+                f"{source}: the first line must be a header row (image,text,...,label)."
+            )
+        mapping = _column_map(header, columns, source)
+        index = {c: header.index(name) for c, name in mapping.items()}
+        last_line, i = reader.line_num, 0
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                i += 1
+                rows.append(RawRow(i, last_line + 1, {}, (None, None, f"unreadable CSV row: {e}")))
+                last_line = reader.line_num
+                continue
+            start, last_line = last_line + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            i += 1
+            err = None
+            if len(fields) != len(header):
+                err = (
+                    None,
+                    None,
+                    f"the row has {len(fields)} fields but the header has {len(header)}",
+                )
+            values = {c: (fields[j] if j < len(fields) else None) for c, j in index.items()}
+            if err is None:
+                for c, v in values.items():
+                    if _utf8_problem(v):
+                        err = (
+                            c,
+                            v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                            "is not valid UTF-8",
+                        )
+                        break
+            rows.append(RawRow(i, start, values, err))
+        if not rows:
+            raise DataError(f"{source}: the manifest has a header but no rows.")
+    ignored = [h for h in header if h not in mapping.values()]
+    return rows, mapping, ignored
+
+
+# ------------------------------------------------------------------ per-value parsing
+def resolve_path(value, root: str, allow_absolute: bool) -> str:
+    """A manifest path -> an absolute path inside ``root``. Raises ValueError(reason)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("the path is empty")
+    if not isinstance(value, str):
+        raise ValueError(f"a path must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if "\x00" in value:
+        raise ValueError("the path contains a NUL character")
+    if "://" in value:
+        raise ValueError("URLs are not supported; give a local file path")
+    if os.path.isabs(value) or value.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", value):
+        if not allow_absolute:
+            raise ValueError(
+                "absolute paths are not allowed (paths are relative to the manifest's folder); "
+                "pass allow_absolute_paths=True to accept them"
+            )
+        return os.path.normpath(os.path.expanduser(value))
+    root = os.path.abspath(root)
+    full = os.path.normpath(os.path.join(root, value))
+    if full != root and not full.startswith(root.rstrip(os.sep) + os.sep):
+        raise ValueError(f"the path escapes the data root {root!r}")
+    return full
+
+
+def parse_numbers(value, what: str) -> List[float]:
+    """A JSON list of numbers, a number, or a string of floats separated by spaces / ; / ,."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be numbers, got a boolean")
+    if isinstance(value, (int, float)):
+        items = [value]
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = [p for p in _NUMBER_SEP.split(value.strip()) if p]
+    elif value is None:
+        items = []
+    else:
+        raise ValueError(f"{what} must be numbers, got {type(value).__name__}")
+    if not items:
+        raise ValueError(f"{what} is empty")
+    out = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"{what} must be numbers, got a boolean")
+        try:
+            x = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} has a value that is not a number: {item!r}") from None
+        if not math.isfinite(x):
+            raise ValueError(f"{what} has a non-finite value: {item!r}")
+        out.append(x)
+    return out
+
+
+def parse_split(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"the split is empty; expected one of {list(SPLITS)}")
+    key = value.strip().lower()
+    if key not in SPLIT_ALIASES:
+        raise ValueError(f"unknown split; expected one of {list(SPLITS)}")
+    return SPLIT_ALIASES[key]
+
+
+def _is_number_like(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, list):
+        return bool(value) and all(_is_number_like(v) and not isinstance(v, list) for v in value)
+    if isinstance(value, str):
+        try:
+            parse_numbers(value, "label")
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def infer_task(labels: Sequence[object]) -> str:
+    """multilabel if any label is a list of names or has '|'; regression if every label is
+    numeric and some are fractional or vectors; classification otherwise (so 0/1/2 are
+    class names)."""
+    values = [v for v in labels if v not in (None, "")]
+    if any(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in values):
+        return "multilabel"
+    if any(isinstance(v, str) and "|" in v for v in values):
+        return "multilabel"
+    if values and all(_is_number_like(v) for v in values):
+        for v in values:
+            nums = parse_numbers(v, "label")
+            if len(nums) > 1 or any(x != int(x) for x in nums):
+                return "regression"
+    return "classification"
+
+
+def parse_label(value, task: str):
+    """classification: a class name; multilabel: a list of names; regression: floats."""
+    if task == "regression":
+        return parse_numbers(value, "the regression label")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("the label is empty")
+    if task == "multilabel":
+        if isinstance(value, list):
+            names = [str(v).strip() for v in value]
+        else:
+            names = [p.strip() for p in str(value).split("|")]
+        if not names or any(not n for n in names):
+            raise ValueError("the label has an empty class name (check the '|' separators)")
+        return sorted(set(names), key=names.index)
+    if isinstance(value, (list, dict)):
+        raise ValueError("a classification label must be one class name")
+    if isinstance(value, float) and value == int(value):
+        value = int(value)
+    return str(value).strip()
+
+
+def sort_class_names(names) -> List[str]:
+    """Class names in their saved order: numerically when all are integers, else sorted."""
+    names = sorted(set(names))
+    if names and all(re.fullmatch(r"-?\d+", n) for n in names):
+        return sorted(names, key=int)
+    return names

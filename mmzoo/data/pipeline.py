@@ -1,0 +1,690 @@
+"""The data object (`MultimodalData`) and `from_manifest`.
+
+`MultimodalData.dataset` builds a ``tf.data.Dataset`` of ``(features, label)``: read, shard,
+shuffle, decode in parallel (AUTOTUNE), cache (memory or file), batch, prefetch.
+Backends (manifest, TFDS, TFRecord) only say how to read raw elements and preprocess one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo.data import audio as audio_lib
+from mmzoo.data import image as image_lib
+from mmzoo.data import manifest as manifest_lib
+from mmzoo.data import text as text_lib
+from mmzoo.data.preprocess import Preprocessor
+from mmzoo.data.validation import (
+    DataError,
+    DataReport,
+    RowError,
+    check_on_error,
+    clean_tf_error,
+    log_skipped,
+    raise_if_errors,
+)
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULTS = {
+    "image_size": (64, 64),
+    "image_channels": 3,
+    "image_resize": "stretch",
+    "image_dtype": "uint8",
+    "seq_len": 32,
+    "sample_rate": 16000,
+    "audio_seconds": 1.0,
+}
+
+
+class MultimodalData:
+    """Examples for training, evaluation and export, with their `DataSpec`.
+
+    Made by `from_manifest`, `from_tfds` or `from_tfrecord`. Features are a dict keyed by
+    input name (``image`` uint8 [H, W, C], ``text`` int32 [seq_len], ``audio`` float32
+    [audio_samples], ``tabular`` float32 [tabular_dim]); labels are int32 class ids
+    (classification), float32 multi-hot (multilabel) or float32 values (regression).
+
+    Example:
+    >>> data = mmzoo.data.from_manifest("data/train.csv", image_size=(64, 64))  # doctest: +SKIP
+    >>> train = data.dataset("train", batch_size=64, shuffle=True, seed=0)
+    >>> model = mmzoo.build("cnn_gru_concat", **data.model_kwargs())
+    """
+
+    #: shuffle buffer used before decoding when no cache is asked for (raw elements)
+    raw_shuffle_buffer: Optional[int] = None  # None: the whole split
+
+    def __init__(self, spec: DataSpec, report: DataReport, resample: bool = True):
+        self.spec = spec
+        self.report = report
+        self.resample = resample
+        self.preprocessor = Preprocessor(spec, resample)
+        self._tokenizer = self.preprocessor.tokenizer
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def modalities(self) -> tuple:
+        return tuple(self.spec.modalities)
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def class_names(self) -> Optional[List[str]]:
+        return self.spec.class_names
+
+    @property
+    def vocabulary(self) -> Optional[List[str]]:
+        return self.spec.vocabulary
+
+    @property
+    def splits(self) -> Dict[str, int]:
+        """Examples per split, e.g. ``{"train": 800, "validation": 100, "test": 100}``."""
+        raise NotImplementedError
+
+    def num_examples(self, split: str) -> int:
+        self._check_split(split)
+        return self.splits[split]
+
+    def model_kwargs(self) -> dict:
+        """Keyword arguments for `mmzoo.build` (same as ``data.spec.model_kwargs()``)."""
+        return self.spec.model_kwargs()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(modalities={list(self.modalities)}, task={self.task!r}, "
+            f"num_classes={self.num_classes}, splits={self.splits})"
+        )
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits or not self.splits[split]:
+            raise ValueError(
+                f"No examples in split {split!r}. Splits with examples: "
+                f"{ {k: v for k, v in self.splits.items() if v} }"
+            )
+
+    # ------------------------------------------------------------------ backend hooks
+    def _raw(self, split: str, num_shards: int, shard_index: int) -> tf.data.Dataset:
+        raise NotImplementedError
+
+    def _preprocess(self, raw) -> tuple:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ preprocessing pieces
+    def preprocess_features(self, features: dict) -> dict:
+        """Raw features (encoded image bytes, WAV bytes, strings, floats) -> model inputs.
+
+        Same as ``data.preprocessor(features)`` (a `Preprocessor`, embeddable at export).
+        """
+        return self.preprocessor(features)
+
+    # ------------------------------------------------------------------ pipelines
+    def dataset(
+        self,
+        split: str = "train",
+        batch_size: Optional[int] = 32,
+        *,
+        shuffle: Optional[bool] = None,
+        seed: Optional[int] = None,
+        cache: Union[None, bool, str] = None,
+        shuffle_buffer: Optional[int] = None,
+        repeat: bool = False,
+        drop_remainder: bool = False,
+        num_shards: int = 1,
+        shard_index: int = 0,
+        prefetch: bool = True,
+    ) -> tf.data.Dataset:
+        """A ``tf.data.Dataset`` of ``(features dict, label)`` for one split.
+
+        Args:
+            split: ``"train"``, ``"validation"`` or ``"test"``.
+            batch_size: examples per batch; None for single examples.
+            shuffle: shuffle each epoch (default: True for train only).
+            seed: shuffle seed; with a seed the order is reproducible.
+            cache: None (decode every epoch), ``"memory"``/True, or a file path prefix.
+            shuffle_buffer: buffer size; default: the whole split (before decoding when not
+                cached, after the cache otherwise, capped at 10000).
+            repeat: repeat forever (for ``steps_per_epoch`` training).
+            num_shards, shard_index: read only every ``num_shards``-th example starting at
+                ``shard_index`` (multi-worker input; shards are disjoint).
+
+        Example:
+        >>> ds = data.dataset("train", batch_size=64, shuffle=True, seed=0)  # doctest: +SKIP
+        """
+        self._check_split(split)
+        if not (isinstance(num_shards, int) and num_shards >= 1 and 0 <= shard_index < num_shards):
+            raise ValueError(
+                "Expected num_shards >= 1 and 0 <= shard_index < num_shards. "
+                f"Received: num_shards={num_shards}, shard_index={shard_index}"
+            )
+        if shuffle is None:
+            shuffle = split == "train"
+        n = self.splits[split]
+        ds = self._raw(split, num_shards, shard_index)
+        cache_on = bool(cache)
+        if shuffle and not cache_on:
+            buffer = shuffle_buffer or self.raw_shuffle_buffer or n
+            ds = ds.shuffle(min(buffer, n), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(self._preprocess, num_parallel_calls=AUTOTUNE)
+        if cache_on:
+            if isinstance(cache, str) and cache != "memory":
+                digest = hashlib.sha1(self.spec.to_json().encode("utf-8")).hexdigest()[:10]
+                prefix = f"{cache}-{split}-{shard_index}of{num_shards}-{digest}"
+                os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+                ds = ds.cache(prefix)
+            else:
+                ds = ds.cache()
+            if shuffle:
+                buffer = shuffle_buffer or min(n, 10000)
+                ds = ds.shuffle(min(buffer, n), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        if batch_size is not None:
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+        if prefetch:
+            ds = ds.prefetch(AUTOTUNE)
+        options = tf.data.Options()
+        options.deterministic = not (shuffle and seed is None)
+        return ds.with_options(options)
+
+    def dataset_fn(
+        self, split: str = "train", global_batch_size: int = 32, **kwargs
+    ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+        """A function for ``strategy.distribute_datasets_from_function``: each input pipeline
+        reads its own shard with the per-replica batch size.
+
+        Example:
+        >>> fn = data.dataset_fn("train", global_batch_size=256)  # doctest: +SKIP
+        >>> dist = strategy.distribute_datasets_from_function(fn)
+        """
+
+        def fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return self.dataset(
+                split,
+                context.get_per_replica_batch_size(global_batch_size),
+                num_shards=context.num_input_pipelines,
+                shard_index=context.input_pipeline_id,
+                **kwargs,
+            )
+
+        return fn
+
+
+# ====================================================================== manifest backend
+class ManifestData(MultimodalData):
+    """Data read from a CSV / JSONL manifest (see `from_manifest`)."""
+
+    def __init__(self, spec, report, columns: Dict[str, dict], resample: bool = True):
+        super().__init__(spec, report, resample)
+        self._columns = columns
+
+    @property
+    def splits(self) -> Dict[str, int]:
+        return {s: len(self._columns[s]["label"]) for s in manifest_lib.SPLITS}
+
+    def rows(self, split: str) -> np.ndarray:
+        """Manifest row numbers of a split's examples, in dataset order (unshuffled)."""
+        return np.asarray(self._columns[split]["row"])
+
+    def _raw(self, split, num_shards, shard_index):
+        cols = self._columns[split]
+        tensors = {k: v for k, v in cols.items() if k != "row"}
+        ds = tf.data.Dataset.from_tensor_slices(tensors)
+        if num_shards > 1:
+            ds = ds.shard(num_shards, shard_index)
+        return ds
+
+    def _preprocess(self, raw):
+        features = {}
+        if "image" in raw:
+            features["image"] = tf.io.read_file(raw["image"])
+        if "audio" in raw:
+            features["audio"] = tf.io.read_file(raw["audio"])
+        if "text" in raw:
+            features["text"] = raw["text"]
+        if "tabular" in raw:
+            features["tabular"] = raw["tabular"]
+        return self.preprocess_features(features), raw["label"]
+
+
+def _spec_args(spec: Optional[DataSpec], given: dict) -> dict:
+    """Settings from the spec when one is given (a conflicting argument is an error)."""
+    if spec is None:
+        return {k: (DEFAULTS[k] if v is None else v) for k, v in given.items()}
+    from_spec = {
+        "image_size": tuple(spec.image_shape[:2]),
+        "image_channels": spec.image_shape[2],
+        "image_resize": spec.image_resize,
+        "image_dtype": spec.image_dtype,
+        "seq_len": spec.seq_len,
+        "sample_rate": spec.sample_rate,
+        "audio_seconds": spec.audio_samples / spec.sample_rate,
+    }
+    for k, v in given.items():
+        if (
+            v is not None
+            and k != "audio_seconds"
+            and (tuple(v) if k == "image_size" else v) != from_spec[k]
+        ):
+            raise ValueError(
+                f"{k}={v!r} conflicts with the given spec ({k}={from_spec[k]!r}). "
+                "With spec=..., leave preprocessing settings out: the spec decides them."
+            )
+    return from_spec
+
+
+def _seeded_split(
+    n: int, strata: Optional[Sequence[str]], val_fraction: float, test_fraction: float, seed: int
+) -> List[str]:
+    rng = np.random.default_rng(seed)
+    out = ["train"] * n
+    groups: Dict[str, List[int]] = {}
+    for i in range(n):
+        groups.setdefault(strata[i] if strata is not None else "", []).append(i)
+    for key in sorted(groups):
+        idx = groups[key]
+        perm = [idx[j] for j in rng.permutation(len(idx))]
+        n_val = int(round(len(idx) * val_fraction))
+        n_test = int(round(len(idx) * test_fraction))
+        while n_val + n_test >= len(idx) and (n_val or n_test):  # keep one for training
+            if n_test >= n_val and n_test:
+                n_test -= 1
+            else:
+                n_val -= 1
+        for j in perm[:n_val]:
+            out[j] = "validation"
+        for j in perm[n_val : n_val + n_test]:
+            out[j] = "test"
+    return out
+
+
+def _decode_failures(paths: List[str], fn) -> Dict[int, str]:
+    """Decode every file with the pipeline's own TF function; {index: reason} for failures."""
+    if not paths:
+        return {}
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
+    ds = ds.map(
+        lambda i, p: (i, fn(tf.io.read_file(p))), num_parallel_calls=AUTOTUNE, deterministic=False
+    )
+    ds = ds.map(lambda i, x: i).ignore_errors(log_warning=False)
+    ok = set(int(i) for i in ds.as_numpy_iterator())
+    failures = {}
+    for i, path in enumerate(paths):
+        if i in ok:
+            continue
+        try:
+            fn(tf.io.read_file(path))
+            failures[i] = "could not be decoded"
+        except (tf.errors.OpError, ValueError) as e:
+            failures[i] = f"could not be decoded: {clean_tf_error(e)}"
+    return failures
+
+
+def from_manifest(
+    path: str,
+    *,
+    spec: Optional[DataSpec] = None,
+    modalities: Optional[Sequence[str]] = None,
+    task: Optional[str] = None,
+    image_size: Optional[Sequence[int]] = None,
+    image_channels: Optional[int] = None,
+    image_resize: Optional[str] = None,
+    image_dtype: Optional[str] = None,
+    seq_len: Optional[int] = None,
+    tokenizer: Union[None, str, dict] = None,
+    min_count: int = 1,
+    max_vocab_size: Optional[int] = 20000,
+    sample_rate: Optional[int] = None,
+    audio_seconds: Optional[float] = None,
+    resample: bool = True,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    root: Optional[str] = None,
+    columns: Optional[Dict[str, str]] = None,
+    format: Optional[str] = None,
+    allow_absolute_paths: bool = False,
+    on_error: str = "raise",
+    validate: str = "decode",
+) -> ManifestData:
+    """Load a CSV / JSONL manifest, check every row, learn vocabulary and class names.
+
+    Args:
+        path: the manifest (``.csv``, ``.tsv``, ``.jsonl``); file paths in it are relative
+            to its folder (or ``root``).
+        spec: a saved `DataSpec` to reuse (vocabulary, class names, shapes) instead of
+            learning them, so evaluation and serving preprocess exactly like training.
+        modalities: a subset of the manifest's input columns (default: all present).
+        task: ``classification``, ``multilabel`` or ``regression`` (default: inferred).
+        image_size, image_channels, image_resize, image_dtype: the image input
+            (``image_resize="pad"`` keeps the aspect ratio).
+        seq_len, tokenizer, min_count, max_vocab_size: text ids and vocabulary (learned on
+            the train split; ``tokenizer="auto"|"word"|"char"`` or a dict).
+        sample_rate, audio_seconds, resample: the audio input; other rates are resampled,
+            or rejected with ``resample=False``.
+        val_fraction, test_fraction, seed: the split when the manifest has no split column
+            (stratified by class for classification).
+        columns: map input names to other column names, e.g. ``{"text": "caption"}``.
+        allow_absolute_paths: accept absolute file paths.
+        on_error: ``"raise"`` (one error listing every bad row) or ``"skip"`` (drop bad
+            rows, count them in ``data.report``).
+        validate: ``"decode"`` (decode every file with TF up front) or ``"header"``.
+
+    Example:
+    >>> data = mmzoo.data.from_manifest("data/train.csv", image_size=(64, 64))  # doctest: +SKIP
+    >>> data.modalities, data.num_classes, data.class_names
+    """
+    check_on_error(on_error)
+    if validate not in ("decode", "header"):
+        raise ValueError(f"validate must be 'decode' or 'header'. Received: {validate!r}")
+    if spec is not None and tokenizer is not None:
+        raise ValueError("tokenizer= conflicts with spec=: the spec decides the tokenizer.")
+    if spec is not None and task is not None and task != spec.task:
+        raise ValueError(f"task={task!r} conflicts with the given spec (task={spec.task!r}).")
+    settings = _spec_args(
+        spec,
+        {
+            "image_size": image_size,
+            "image_channels": image_channels,
+            "image_resize": image_resize,
+            "image_dtype": image_dtype,
+            "seq_len": seq_len,
+            "sample_rate": sample_rate,
+            "audio_seconds": audio_seconds,
+        },
+    )
+    if settings["image_resize"] not in image_lib.IMAGE_RESIZE_MODES:
+        raise ValueError(
+            f"image_resize must be one of {list(image_lib.IMAGE_RESIZE_MODES)}. "
+            f"Received: {settings['image_resize']!r}"
+        )
+    if isinstance(tokenizer, str):
+        tokenizer = {"mode": tokenizer}
+    tokenizer = text_lib.tokenizer_config(spec.tokenizer if spec is not None else tokenizer)
+    source = str(path)
+    root = os.path.abspath(root if root is not None else os.path.dirname(os.path.abspath(source)))
+
+    rows, mapping, ignored = manifest_lib.read_manifest(source, columns, format)
+    report = DataReport(source=source, total_rows=len(rows))
+    if ignored:
+        report.notes.append(f"ignored columns: {ignored}")
+    present = [m for m in MODALITIES if m in mapping]
+    if spec is not None:
+        missing = [m for m in spec.modalities if m not in present]
+        if missing:
+            raise DataError(
+                f"{source}: the spec needs {missing} but the manifest has no such column. "
+                f"Input columns found: {present}"
+            )
+        chosen = list(spec.modalities)
+    elif modalities is not None:
+        missing = [m for m in modalities if m not in present]
+        if missing:
+            raise DataError(f"{source}: modalities={list(modalities)} but no column for {missing}.")
+        chosen = sorted(modalities)
+    else:
+        chosen = present
+    if set(present) - set(chosen):
+        report.notes.append(f"unused input columns: {sorted(set(present) - set(chosen))}")
+
+    bad: Dict[int, RowError] = {}
+
+    def fail(r, column, value, reason):
+        if r.row not in bad:
+            bad[r.row] = RowError(source, r.row, r.line, column, value, reason)
+
+    for r in rows:
+        if r.error:
+            fail(r, *r.error)
+    good = lambda: [r for r in rows if r.row not in bad]  # noqa: E731
+
+    if spec is not None:
+        task = spec.task
+    elif task is None:
+        task = manifest_lib.infer_task([r.values.get("label") for r in good()])
+    if task not in ("classification", "multilabel", "regression"):
+        raise ValueError(
+            "from_manifest supports task='classification', 'multilabel' or 'regression'. "
+            f"Received: task={task!r}"
+        )
+    seconds = float(settings["audio_seconds"])
+    audio_samples = (
+        spec.audio_samples
+        if spec is not None
+        else max(1, int(round(seconds * int(settings["sample_rate"]))))
+    )
+
+    # ---------------------------------------------------------- per-row Python checks
+    parsed: Dict[int, dict] = {}
+    for r in good():
+        p: dict = {}
+        try:
+            for column in chosen:
+                value = r.values.get(column)
+                if column in ("image", "audio"):
+                    try:
+                        full = manifest_lib.resolve_path(value, root, allow_absolute_paths)
+                    except ValueError as e:
+                        raise _RowProblem(column, value, str(e))
+                    if not os.path.exists(full):
+                        raise _RowProblem(column, value, f"file not found ({full})")
+                    if not os.path.isfile(full):
+                        raise _RowProblem(column, value, f"not a file ({full})")
+                    if column == "image":
+                        with open(full, "rb") as f:
+                            reason = image_lib.check_image_header(f.read(16))
+                        if reason:
+                            raise _RowProblem(column, value, reason)
+                    else:
+                        with open(full, "rb") as f:
+                            try:
+                                info = audio_lib.wav_header(f.read())
+                            except ValueError as e:
+                                raise _RowProblem(column, value, str(e))
+                        if not resample and info["sample_rate"] != int(settings["sample_rate"]):
+                            raise _RowProblem(
+                                column,
+                                value,
+                                f"sample rate {info['sample_rate']} Hz differs from the spec's "
+                                f"{settings['sample_rate']} Hz (resample=False)",
+                            )
+                    p[column] = full
+                elif column == "text":
+                    if value is None:
+                        raise _RowProblem(column, value, "the text is missing")
+                    if not isinstance(value, str):
+                        raise _RowProblem(column, value, "the text must be a string")
+                    p[column] = value
+                elif column == "tabular":
+                    try:
+                        p[column] = manifest_lib.parse_numbers(value, "tabular")
+                    except ValueError as e:
+                        raise _RowProblem(column, value, str(e))
+            try:
+                p["label"] = manifest_lib.parse_label(r.values.get("label"), task)
+            except ValueError as e:
+                raise _RowProblem("label", r.values.get("label"), str(e))
+            if "split" in mapping:
+                try:
+                    p["split"] = manifest_lib.parse_split(r.values.get("split"))
+                except ValueError as e:
+                    raise _RowProblem("split", r.values.get("split"), str(e))
+        except _RowProblem as e:
+            fail(r, e.column, e.value, e.reason)
+            continue
+        parsed[r.row] = p
+
+    # ---------------------------------------------------------- sizes that must agree
+    def check_lengths(key, expected, what):
+        for r in good():
+            n = len(parsed[r.row][key])
+            if n != expected:
+                fail(r, key, r.values.get(key), f"has {n} values, expected {expected} ({what})")
+
+    tabular_dim = spec.tabular_dim if spec is not None else None
+    if "tabular" in chosen:
+        if tabular_dim is None:
+            firsts = [r for r in good()]
+            tabular_dim = len(parsed[firsts[0].row]["tabular"]) if firsts else 1
+            what = f"as in row {firsts[0].row}" if firsts else ""
+        else:
+            what = "the spec's tabular_dim"
+        check_lengths("tabular", tabular_dim, what)
+    num_outputs = None
+    if task == "regression":
+        num_outputs = spec.num_classes if spec is not None else None
+        firsts = good()
+        if num_outputs is None:
+            num_outputs = len(parsed[firsts[0].row]["label"]) if firsts else 1
+            what = f"as in row {firsts[0].row}" if firsts else ""
+        else:
+            what = "the spec's num_classes"
+        check_lengths("label", num_outputs, what)
+
+    # ---------------------------------------------------------- decode every file with TF
+    if validate == "decode":
+        check_spec = DataSpec(
+            modalities=chosen,
+            image_shape=tuple(settings["image_size"]) + (int(settings["image_channels"]),),
+            image_dtype=settings["image_dtype"],
+            sample_rate=int(settings["sample_rate"]),
+            audio_samples=audio_samples,
+            num_classes=1,
+            image_resize=settings["image_resize"],
+        )
+        fns = {
+            "image": lambda b: image_lib.preprocess_image_bytes(b, check_spec),
+            "audio": lambda b: audio_lib.preprocess_wav_bytes(b, check_spec, resample),
+        }
+        for column in ("image", "audio"):
+            if column not in chosen:
+                continue
+            todo = good()
+            failures = _decode_failures([parsed[r.row][column] for r in todo], fns[column])
+            for i, reason in failures.items():
+                fail(todo[i], column, todo[i].values.get(column), reason)
+
+    # ---------------------------------------------------------- splits and class names
+    todo = good()
+    if "split" in mapping:
+        splits = [parsed[r.row]["split"] for r in todo]
+    else:
+        strata = [parsed[r.row]["label"] for r in todo] if task == "classification" else None
+        splits = _seeded_split(len(todo), strata, val_fraction, test_fraction, seed)
+    split_of = {r.row: s for r, s in zip(todo, splits)}
+    if task in ("classification", "multilabel"):
+        if spec is not None:
+            class_names = list(spec.class_names or [])
+            known, where = set(class_names), "the spec's class names"
+        else:
+            train_names = set()
+            for r in todo:
+                if split_of[r.row] == "train":
+                    lab = parsed[r.row]["label"]
+                    train_names.update(lab if isinstance(lab, list) else [lab])
+            class_names = manifest_lib.sort_class_names(train_names)
+            known, where = set(class_names), "the train split"
+        for r in todo:
+            lab = parsed[r.row]["label"]
+            unseen = [n for n in (lab if isinstance(lab, list) else [lab]) if n not in known]
+            if unseen:
+                fail(
+                    r,
+                    "label",
+                    r.values.get("label"),
+                    f"class {unseen[0]!r} ({split_of[r.row]} split) is not in {where}; "
+                    f"known classes: {_short(class_names)}",
+                )
+    else:
+        class_names = None
+
+    report.errors = sorted(bad.values(), key=lambda e: e.row)
+    if on_error == "raise":
+        raise_if_errors(report)
+    report.skipped = len(bad)
+    log_skipped(report)
+    final = good()
+    train_rows = [r for r in final if split_of[r.row] == "train"]
+    if not train_rows:
+        raise DataError(f"{source}: no usable rows in the train split.\n{report.summary()}", report)
+
+    # ---------------------------------------------------------- spec
+    if task in ("classification", "multilabel") and not class_names:
+        raise DataError(f"{source}: no class names found in the train split.", report)
+    if spec is None:
+        vocabulary = None
+        if "text" in chosen:
+            vocabulary = text_lib.build_vocabulary(
+                (parsed[r.row]["text"] for r in train_rows), tokenizer, min_count, max_vocab_size
+            )
+        spec_kwargs = dict(
+            modalities=chosen,
+            image_shape=tuple(settings["image_size"]) + (int(settings["image_channels"]),),
+            image_dtype=settings["image_dtype"],
+            seq_len=int(settings["seq_len"]),
+            vocab_size=max(3, len(vocabulary)) if vocabulary else DataSpec.vocab_size,
+            sample_rate=int(settings["sample_rate"]),
+            audio_samples=audio_samples,
+            tabular_dim=tabular_dim or DataSpec.tabular_dim,
+            task=task,
+            num_classes=len(class_names) if class_names else num_outputs,
+            class_names=class_names,
+            vocabulary=vocabulary,
+            tokenizer=tokenizer,
+            image_resize=settings["image_resize"],
+        )
+        spec = DataSpec(**spec_kwargs)
+    elif "text" in spec.modalities and not spec.vocabulary:
+        raise ValueError("The given spec has no vocabulary, so its text cannot be tokenized.")
+
+    # ---------------------------------------------------------- columns per split
+    columns_out = {}
+    for split in manifest_lib.SPLITS:
+        srows = [r for r in final if split_of[r.row] == split]
+        cols: Dict[str, object] = {"row": np.array([r.row for r in srows], np.int64)}
+        for m in chosen:
+            if m == "tabular":
+                cols[m] = np.array([parsed[r.row][m] for r in srows], np.float32).reshape(
+                    len(srows), spec.tabular_dim
+                )
+            else:
+                cols[m] = [parsed[r.row][m] for r in srows]
+        cols["label"] = encode_labels([parsed[r.row]["label"] for r in srows], spec)
+        columns_out[split] = cols
+        report.kept[split] = len(srows)
+    return ManifestData(spec, report, columns_out, resample=resample)
+
+
+class _RowProblem(Exception):
+    def __init__(self, column, value, reason):
+        super().__init__(reason)
+        self.column, self.value, self.reason = column, value, reason
+
+
+def _short(names, n: int = 10) -> str:
+    names = list(names)
+    return str(names) if len(names) <= n else str(names[:n])[:-1] + f", ... ({len(names)} in all)]"
+
+
+def encode_labels(labels: list, spec: DataSpec) -> np.ndarray:
+    """Parsed labels -> int32 ids, float32 multi-hot or float32 values, per ``spec.task``."""
+    if spec.task == "classification":
+        index = {n: i for i, n in enumerate(spec.class_names)}
+        return np.array([index[x] for x in labels], np.int32)
+    if spec.task == "multilabel":
+        index = {n: i for i, n in enumerate(spec.class_names)}
+        out = np.zeros((len(labels), spec.num_classes), np.float32)
+        for i, names in enumerate(labels):
+            out[i, [index[n] for n in names]] = 1.0
+        return out
+    return np.array(labels, np.float32).reshape(len(labels), spec.num_classes)
