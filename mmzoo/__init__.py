@@ -20,7 +20,36 @@ from mmzoo.zoo import build, describe, get_preset, list_models, list_parts, load
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli")
+_LAZY_SUBMODULES = ("data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli", "training")
+
+
+def train(*args, **kwargs):
+    """Train a preset and write a run folder (see `mmzoo.training.train`).
+
+    Example:
+    >>> run = mmzoo.train("cnn_gru_film", "data/train.csv", epochs=5, out="runs/exp1")  # doctest: +SKIP
+    """
+    from mmzoo.training import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def open_run(path: str):
+    """Open a run folder: ``run.evaluate()``, ``run.predict(...)``, ``run.metrics``.
+
+    Example:
+    >>> run = mmzoo.open_run("runs/exp1")  # doctest: +SKIP
+    """
+    from mmzoo.training import Run
+
+    return Run(path)
+
+
+def quickstart(**kwargs):
+    """Train the default preset on the built-in dataset (see `mmzoo.training.quickstart`)."""
+    from mmzoo.training import quickstart as _quickstart
+
+    return _quickstart(**kwargs)
 
 __all__ = [
     "DataSpec",
@@ -30,6 +59,9 @@ __all__ = [
     "list_models",
     "list_parts",
     "load_model",
+    "open_run",
+    "quickstart",
+    "train",
     "register_encoder",
     "register_fusion",
     "register_head",

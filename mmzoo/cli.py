@@ -1,5 +1,7 @@
 """The ``mmzoo`` command line.
 
+    mmzoo quickstart                     train the default preset on the built-in data
+    mmzoo train / evaluate / predict     runs on your own data (see mmzoo train --help)
     mmzoo list [PATTERN] [--markdown]    the preset table (--write README.md updates the README)
     mmzoo describe NAME                  one preset, without building it
     mmzoo summary NAME [--num-classes N] build a preset and print model.summary()
@@ -143,7 +145,12 @@ def make_parser() -> argparse.ArgumentParser:
 
 # Commands that live with their feature; their modules import TensorFlow, so they are
 # loaded only when their command is used (``mmzoo list`` stays fast).
+_TRAINING = ("mmzoo.training.cli", "add_training_commands")
 FEATURE_COMMANDS = {
+    "quickstart": _TRAINING + ("train the default preset on the built-in dataset, evaluate, export",),
+    "train": _TRAINING + ("train a preset on a manifest or built-in dataset into a run folder",),
+    "evaluate": _TRAINING + ("evaluate a run (metrics, per-class scores, modality ablation)",),
+    "predict": _TRAINING + ("predict from raw files and text with a run's model",),
     "data": ("mmzoo.data.cli", "add_data_commands", "check and convert datasets (mmzoo data check MANIFEST)"),
 }
 
@@ -176,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
-    except ValueError as e:
+    except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

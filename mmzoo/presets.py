@@ -56,7 +56,7 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_film": dict(
         description="The question modulates the image feature map (FiLM), VQA-style.",
-        image="cnn", text="bigru", fusion="film", params=1_485_642,
+        image="cnn", text="bigru", fusion="film", encoder_options={"text": {"dropout": 0.1}}, params=1_485_642,
     ),
     "cnn_gru_late": dict(
         description="Late fusion: one classifier per modality, logits averaged.",
@@ -113,7 +113,7 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",
-        image="cnn", text="bigru", audio="melcnn", fusion="film", defaults=_AUDIO, params=1_529_758,
+        image="cnn", text="bigru", audio="melcnn", fusion="film", encoder_options={"text": {"dropout": 0.1}}, defaults=_AUDIO, params=1_529_758,
     ),
     "cnn_gru_melcnn_tensor": dict(
         description="Image + text + audio tensor fusion (outer product of 16-d projections).",

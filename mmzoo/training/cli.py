@@ -1,0 +1,143 @@
+"""``mmzoo quickstart``, ``mmzoo train``, ``mmzoo evaluate``, ``mmzoo predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _print_summary(run) -> None:
+    m = run.metrics
+    test = m["test"]
+    print("")
+    print(f"run folder: {run.root}")
+    if m.get("task") == "classification":
+        print(f"{m['split']} accuracy: {test['accuracy']:.4f}   macro F1: {test['macro_f1']:.4f}   "
+              f"({test['examples']} examples)")
+    else:
+        print(f"{m['split']} metrics: " + json.dumps({k: v for k, v in test.items() if not isinstance(v, (dict, list))}))
+    ab = m.get("ablation")
+    if ab:
+        print("modality ablation (headline metric): " + ", ".join(
+            f"{mod} alone {ab['only'][mod]:.3f} / without {ab['without'][mod]:.3f}" for mod in ab["only"]))
+    print(f"training time: {m['train_seconds']:.0f} s over {m['epochs_run']} epochs; params {m['params']:,}")
+    if m.get("export"):
+        print(f"export: {m['export']}")
+    print(f"report: {os.path.join(run.root, 'report.md')}  plots: {os.path.join(run.root, 'plots')}")
+
+
+def run_quickstart(args) -> int:
+    from mmzoo.training.quickstart import quickstart
+
+    run = quickstart(out=args.out, size=args.size, preset=args.model, epochs=args.epochs,
+                     data_dir=args.data_dir, export=not args.no_export, seed=args.seed)
+    _print_summary(run)
+    return 0
+
+
+def _data_kwargs(args) -> dict:
+    kw = {}
+    if args.image_size:
+        kw["image_size"] = tuple(args.image_size)
+    if args.seq_len:
+        kw["seq_len"] = args.seq_len
+    if args.sample_rate:
+        kw["sample_rate"] = args.sample_rate
+    if args.audio_seconds:
+        kw["audio_seconds"] = args.audio_seconds
+    return kw
+
+
+def run_train(args) -> int:
+    from mmzoo.training.trainer import train
+
+    run = train(
+        args.model, args.data, epochs=args.epochs, out=args.out, batch_size=args.batch_size,
+        optimizer=args.optimizer, learning_rate=args.lr, schedule=args.schedule,
+        precision=args.precision, jit=args.jit, seed=args.seed, patience=args.patience,
+        overwrite=args.overwrite, data_kwargs=_data_kwargs(args),
+    )
+    _print_summary(run)
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from mmzoo.training.trainer import Run
+
+    run = Run(args.run)
+    result = run.evaluate(args.data)
+    test = result["test"]
+    print(json.dumps({"split": result["split"], **{k: v for k, v in test.items() if not isinstance(v, (dict, list))},
+                      "ablation": result["ablation"]}, indent=2))
+    return 0
+
+
+def run_predict(args) -> int:
+    from mmzoo.training.trainer import Run
+
+    run = Run(args.run)
+    tabular = [float(v) for v in args.tabular.replace(",", " ").split()] if args.tabular else None
+    result = run.predict(image=args.image, text=args.text, audio=args.audio, tabular=tabular)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def add_training_commands(subparsers) -> None:
+    from mmzoo.training.quickstart import DEFAULT_PRESET
+    from mmzoo.training.trainer import OPTIMIZERS, PRECISIONS, SCHEDULES
+
+    p = subparsers.add_parser("quickstart", help="train the default preset on the built-in dataset, evaluate, export")
+    p.add_argument("--out", default="runs/quickstart")
+    p.add_argument("--size", choices=("full", "small"), default="full")
+    p.add_argument("--model", default=DEFAULT_PRESET)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--data-dir", help="TFDS data dir (default: the usual TFDS folder)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-export", action="store_true")
+    p.set_defaults(func=run_quickstart)
+
+    p = subparsers.add_parser("train", help="train a preset on a manifest or built-in dataset")
+    p.add_argument("--model", default="cnn_gru_concat", help="preset name (mmzoo list)")
+    p.add_argument("--data", required=True, help="manifest (CSV/JSONL) or shapes_vqa[/config]")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--jit", action="store_true", help="XLA-compile the training step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--sample-rate", type=int)
+    p.add_argument("--audio-seconds", type=float)
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("evaluate", help="evaluate a run on its test split or on --data")
+    p.add_argument("run")
+    p.add_argument("--data", help="another manifest, read with the run's data spec")
+    p.set_defaults(func=run_evaluate)
+
+    p = subparsers.add_parser("predict", help="predict from raw files and text with a run's model")
+    p.add_argument("run")
+    p.add_argument("--image")
+    p.add_argument("--text")
+    p.add_argument("--audio")
+    p.add_argument("--tabular", help="numbers separated by spaces or commas")
+    p.set_defaults(func=run_predict)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mmzoo")
+    add_training_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Prediction from raw inputs (file paths, bytes, strings, arrays) with a run's data spec."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+
+def _read_bytes(value: Any, what: str) -> Optional[bytes]:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.isfile(path):
+            raise ValueError(f"{what} file not found: {path!r}")
+        with open(path, "rb") as f:
+            return f.read()
+    return None
+
+
+def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dict:
+    """One example's model inputs (batch of 1), preprocessed exactly as in training."""
+    import tensorflow as tf
+
+    from mmzoo.data import image as image_lib
+    from mmzoo.data import audio as audio_lib
+    from mmzoo.data.text import tokenize
+
+    given = {"image": image, "text": text, "audio": audio, "tabular": tabular}
+    missing = [m for m in spec.modalities if given[m] is None]
+    if missing:
+        raise ValueError(f"This model needs {list(spec.modalities)}; missing: {missing}.")
+    extra = [m for m, v in given.items() if v is not None and m not in spec.modalities]
+    if extra:
+        raise ValueError(f"This model takes {list(spec.modalities)}; it has no input for {extra}.")
+    x = {}
+    if image is not None:
+        raw = _read_bytes(image, "image")
+        if raw is not None:
+            try:
+                x["image"] = image_lib.preprocess_image_bytes(tf.constant(raw), spec)
+            except tf.errors.InvalidArgumentError as e:
+                raise ValueError(f"image: cannot decode {image if isinstance(image, str) else 'the bytes'}: "
+                                 f"{e.message.splitlines()[0]}") from None
+        else:
+            x["image"] = image_lib.preprocess_image(np.asarray(image), spec)
+    if text is not None:
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string. Received: {type(text).__name__}")
+        x["text"] = tokenize(tf.constant(text), spec)
+    if audio is not None:
+        raw = _read_bytes(audio, "audio")
+        if raw is not None:
+            try:
+                x["audio"] = audio_lib.preprocess_wav_bytes(tf.constant(raw), spec)
+            except tf.errors.InvalidArgumentError as e:
+                raise ValueError(f"audio: cannot decode {audio if isinstance(audio, str) else 'the bytes'} "
+                                 f"as WAV: {e.message.splitlines()[0]}") from None
+        else:
+            x["audio"] = audio_lib.preprocess_audio(np.asarray(audio, dtype="float32"), spec.sample_rate, spec)
+    if tabular is not None:
+        values = np.asarray(tabular, dtype="float32").reshape(-1)
+        if values.shape != (spec.tabular_dim,):
+            raise ValueError(f"tabular must have {spec.tabular_dim} numbers. Received {values.shape[0]}.")
+        x["tabular"] = tf.constant(values)
+    return {k: tf.expand_dims(v, 0) for k, v in x.items()}
+
+
+def describe_output(spec, output) -> dict:
+    """Turn a model output for one example into a readable dict."""
+    if spec.task == "multitask":
+        result = {}
+        for name, cfg in spec.tasks.items():
+            sub = spec.replace(task=cfg["task"], tasks=None, num_classes=cfg.get("num_classes", 1),
+                               class_names=cfg.get("class_names"))
+            result[name] = describe_output(sub, output[name])
+        return result
+    values = np.asarray(output)[0]
+    if spec.task == "classification":
+        class_id = int(values.argmax())
+        names = spec.class_names or [str(i) for i in range(len(values))]
+        return {"class_name": names[class_id], "class_id": class_id, "probabilities": values.tolist()}
+    if spec.task == "multilabel":
+        names = spec.class_names or [str(i) for i in range(len(values))]
+        return {"scores": dict(zip(names, values.tolist())),
+                "labels": [n for n, v in zip(names, values) if v >= 0.5]}
+    return {"values": values.tolist()}
+
+
+def predict_raw(model, spec, **raw) -> dict:
+    """Preprocess raw inputs with the spec and describe the model's prediction."""
+    x = prepare_inputs(spec, **raw)
+    return describe_output(spec, model(x, training=False))

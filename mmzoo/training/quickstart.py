@@ -1,0 +1,61 @@
+"""`mmzoo quickstart`: train the default preset on the built-in dataset, evaluate, export."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+DEFAULT_PRESET = "cnn_gru_melcnn_film"
+QUICKSTART_SETTINGS = {
+    "full": {"config": "image_text_audio", "epochs": 12},
+    "small": {"config": "image_text_audio_small", "epochs": 3},
+}
+
+
+def _export_if_available(run) -> Optional[str]:
+    try:
+        from mmzoo import export as export_lib
+    except ImportError:
+        return None
+    result = export_lib.export(run.root, out=os.path.join(run.root, "export"), name="shapes_vqa")
+    return str(result)
+
+
+def quickstart(
+    out: str = "runs/quickstart",
+    size: str = "full",
+    preset: str = DEFAULT_PRESET,
+    epochs: Optional[int] = None,
+    data_dir: Optional[str] = None,
+    export: bool = True,
+    seed: int = 0,
+    verbose="auto",
+):
+    """Train ``preset`` on shapes_vqa (image + text + audio), evaluate, export, report.
+
+    An unfinished earlier quickstart in ``out`` resumes; a finished one is replaced.
+
+    Example:
+    >>> run = mmzoo.quickstart(size="small")  # doctest: +SKIP
+    """
+    from mmzoo import datasets
+    from mmzoo.training.run import RunDirectory
+    from mmzoo.training.trainer import train
+
+    if size not in QUICKSTART_SETTINGS:
+        raise ValueError(f"size must be one of {list(QUICKSTART_SETTINGS)}. Received: {size!r}")
+    settings = QUICKSTART_SETTINGS[size]
+    data = datasets.load("shapes_vqa", config=settings["config"], data_dir=data_dir, seq_len=12)
+    return train(
+        preset,
+        data,
+        epochs=epochs or settings["epochs"],
+        out=out,
+        batch_size=64,
+        learning_rate=2e-3,
+        schedule="cosine",
+        seed=seed,
+        overwrite=RunDirectory(out).is_finished(),
+        after_training=_export_if_available if export else None,
+        verbose=verbose,
+    )

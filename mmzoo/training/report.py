@@ -1,0 +1,117 @@
+"""Plots (PNG) and the Markdown report of a run."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: List[dict], path: str) -> Optional[str]:
+    """Training curves: each metric per epoch, train and validation side by side."""
+    if not history:
+        return None
+    plt = _pyplot()
+    metrics = [k for k in history[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for ax, m in zip(axes[0], metrics):
+        ax.plot(epochs, [row.get(m) for row in history], marker="o", label=f"train {m}")
+        if f"val_{m}" in history[0]:
+            ax.plot(epochs, [row.get(f"val_{m}") for row in history], marker="o", label=f"validation {m}")
+        ax.set_xlabel("epoch")
+        ax.set_title(m)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(confusion, class_names, path: str) -> str:
+    """A confusion matrix heat map with counts (rows: true class, columns: predicted)."""
+    plt = _pyplot()
+    confusion = np.asarray(confusion)
+    k = len(class_names)
+    size = max(4.0, 0.45 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(k), class_names, rotation=60, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = confusion.max() or 1
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if confusion[i, j] > top / 2 else "black")
+    ax.set_title("confusion matrix (test)")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def render_report(config: dict, metrics: dict, plots: dict) -> str:
+    """The run's report.md."""
+    lines = [f"# mmzoo run: {config.get('preset') or 'custom model'}", ""]
+    lines += [
+        f"- data: {config['data'].get('description', config['data'])}",
+        f"- epochs run: {metrics.get('epochs_run')} of {config['epochs']} (batch {config['batch_size']}, "
+        f"seed {config['seed']}, precision {config['precision']}, jit {config['jit']})",
+        f"- training time: {metrics.get('train_seconds', 0):.1f} s",
+        f"- parameters: {metrics.get('params'):,}",
+        "",
+        "## Test metrics",
+        "",
+    ]
+    test = metrics["test"]
+    tasks = test if metrics.get("task") == "multitask" else {"": test}
+    for task_name, m in tasks.items():
+        if task_name:
+            lines += [f"### {task_name}", ""]
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items() if not isinstance(v, (dict, list))]
+        if "per_class" in m:
+            lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+            for name, c in m["per_class"].items():
+                lines.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
+        lines.append("")
+    ablation = metrics.get("ablation")
+    if ablation:
+        lines += [
+            "## Modality ablation (test)",
+            "",
+            "The headline metric with one modality masked out (zeros; text: all padding), and with",
+            "only one modality kept. A large drop means the model relies on that modality.",
+            "",
+            "| modality | without it | it alone |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {m} | {ablation['without'][m]:.4f} | {ablation['only'][m]:.4f} |" for m in ablation["without"]]
+        lines += [f"| (all) | {ablation['full']:.4f} | |", ""]
+    for title, path in plots.items():
+        if path:
+            lines += [f"## {title}", "", f"![{title}]({os.path.relpath(path, config['out'])})", ""]
+    export = metrics.get("export")
+    if export:
+        lines += ["## Export", "", f"```\n{export}\n```", ""]
+    return "\n".join(lines)

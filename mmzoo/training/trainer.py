@@ -1,0 +1,366 @@
+"""`mmzoo.train`: a resumable training run that ends with a model, metrics, plots and a report."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, Optional, Union
+
+from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "exponential")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (a NaN loss, ...); the message says why and what was kept."""
+
+
+# ---------------------------------------------------------------------------- data sources
+def describe_source(data) -> dict:
+    """How to open the same data again (recorded in config.json)."""
+    source = getattr(data, "source", None)
+    if isinstance(source, dict):
+        return dict(source)
+    builder = getattr(data, "builder", None)
+    if builder is not None:
+        name = builder.info.full_name.rsplit("/", 1)[0]
+        return {"kind": "tfds", "name": name, "mapping": dict(data.mapping), "data_dir": builder.data_dir_root,
+                "description": f"TFDS {name}"}
+    root = getattr(data, "root", None)
+    if root is not None:
+        return {"kind": "tfrecord", "path": root, "description": f"TFRecords in {root}"}
+    return {"kind": "object", "description": repr(data)}
+
+
+def open_data(source: Union[str, dict], spec=None, **kwargs):
+    """Open data from a manifest path, ``"shapes_vqa[/config]"`` or a recorded source dict."""
+    import mmzoo.data
+
+    if isinstance(source, str):
+        if source.split("/")[0] in _builtin_datasets():
+            name, _, config = source.partition("/")
+            from mmzoo import datasets
+
+            data = datasets.load(name, config=config or "image_text_audio", spec=spec, **kwargs)
+            return data
+        if not os.path.exists(source):
+            raise RunError(f"Data {source!r} is neither a manifest file nor a built-in dataset "
+                           f"({', '.join(_builtin_datasets())}).")
+        data = mmzoo.data.from_manifest(source, spec=spec, **kwargs)
+        data.source = {"kind": "manifest", "path": os.path.abspath(source), "description": source}
+        return data
+    kind = source.get("kind")
+    if kind == "manifest":
+        return open_data(source["path"], spec=spec, **kwargs)
+    if kind == "tfds":
+        data = mmzoo.data.from_tfds(source["name"], mapping=source["mapping"], data_dir=source.get("data_dir"),
+                                    spec=spec, **kwargs)
+        return data
+    if kind == "tfrecord":
+        return mmzoo.data.from_tfrecord(source["path"])
+    raise RunError(f"This run's data ({source.get('description')}) cannot be reopened; pass --data.")
+
+
+def _builtin_datasets():
+    from mmzoo import datasets
+
+    return datasets.list_datasets()
+
+
+# ---------------------------------------------------------------------------- the run
+class Run:
+    """A finished (or resumable) training run folder.
+
+    Example:
+    >>> run = mmzoo.train("cnn_gru_film", data, epochs=5, out="runs/exp1")  # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"]
+    >>> run.predict(image="cat.png", text="what colour is the cat?")
+    """
+
+    def __init__(self, root: str):
+        self.dir = RunDirectory(root)
+        if not os.path.exists(self.dir.path("config")):
+            raise RunError(f"{root!r} is not an mmzoo run folder (no config.json).")
+        self._model = None
+
+    @property
+    def root(self) -> str:
+        return self.dir.root
+
+    @property
+    def config(self) -> dict:
+        return read_json(self.dir.path("config"))
+
+    @property
+    def spec(self):
+        from mmzoo.spec import DataSpec
+
+        return DataSpec.load(self.dir.path("spec"))
+
+    @property
+    def metrics(self) -> dict:
+        return read_json(self.dir.path("metrics"))
+
+    @property
+    def model(self):
+        if self._model is None:
+            from mmzoo.zoo import load_model
+
+            if not os.path.exists(self.dir.path("model")):
+                raise RunError(f"{self.root!r} has no model.keras yet (the run has not finished).")
+            self._model = load_model(self.dir.path("model"))
+        return self._model
+
+    def evaluate(self, data=None, split: Optional[str] = None, batch_size: int = 256) -> dict:
+        """Metrics (and the modality ablation) on the run's test split or on other data.
+
+        ``data`` may be a data object or a manifest path; it is read with this run's data
+        spec (same vocabulary, class names and shapes).
+        """
+        from mmzoo.training.evaluate import collect, modality_ablation, task_metrics
+
+        spec = self.spec
+        if data is None:
+            data = open_data(self.config["data"], spec=spec)
+        elif isinstance(data, str):
+            data = open_data(data, spec=spec)
+        split = split or _eval_split(data)
+        ds = data.dataset(split, batch_size=batch_size, shuffle=False)
+        inputs, y, pred = collect(self.model, ds)
+        result = {"split": split, "test": task_metrics(spec, y, pred)}
+        result["ablation"] = modality_ablation(self.model, spec, inputs, y)
+        return result
+
+    def predict(self, image=None, text=None, audio=None, tabular=None) -> dict:
+        """Predict from raw inputs: file paths or bytes (image, WAV), strings, arrays.
+
+        Returns ``class_name``, ``class_id`` and ``probabilities`` for classification,
+        ``scores`` for multilabel, ``values`` for regression.
+        """
+        from mmzoo.training.predict import predict_raw
+
+        return predict_raw(self.model, self.spec, image=image, text=text, audio=audio, tabular=tabular)
+
+
+def _eval_split(data) -> str:
+    for split in ("test", "validation"):
+        if data.splits.get(split):
+            return split
+    return "train"
+
+
+def _optimizer(name: str, learning_rate: float, schedule: str, total_steps: int, weight_decay: float):
+    import keras
+
+    if name not in OPTIMIZERS:
+        raise RunError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: {name!r}")
+    if schedule not in SCHEDULES:
+        raise RunError(f"schedule must be one of {list(SCHEDULES)}. Received: {schedule!r}")
+    lr: Any = learning_rate
+    if schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+    elif schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=max(1, total_steps // 10),
+                                                         decay_rate=0.7)
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay or 1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9)
+    return keras.optimizers.RMSprop(lr)
+
+
+def _check_resume(run_dir: RunDirectory, config: dict) -> None:
+    old = read_json(run_dir.path("config"))
+    keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule")
+    changed = [k for k in keys if old.get(k) != config.get(k)]
+    if changed:
+        raise RunError(
+            f"{run_dir.root!r} holds an unfinished run with other settings ({', '.join(changed)} differ). "
+            "Rerun the same command to resume it, or pass overwrite=True (--overwrite) to start over."
+        )
+
+
+def train(
+    model: Union[str, dict] = "cnn_gru_concat",
+    data: Any = None,
+    *,
+    epochs: int = 10,
+    out: str = "runs/exp",
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    learning_rate: float = 1e-3,
+    schedule: str = "constant",
+    weight_decay: float = 0.0,
+    precision: str = "float32",
+    jit: bool = False,
+    seed: int = 0,
+    patience: Optional[int] = None,
+    overwrite: bool = False,
+    cache: Union[bool, str, None] = "memory",
+    save_every_batches: Optional[int] = 50,
+    build_kwargs: Optional[Dict[str, Any]] = None,
+    data_kwargs: Optional[Dict[str, Any]] = None,
+    verbose: Union[int, str] = "auto",
+    after_training=None,
+) -> Run:
+    """Train a preset on data and write a complete run folder; resumes an interrupted run.
+
+    Args:
+        model: a preset name (or ``{"preset": name, **build overrides}``).
+        data: a data object (`mmzoo.data.from_manifest`, `mmzoo.datasets.load`...), a
+            manifest path, or a built-in dataset name such as ``"shapes_vqa/image_text_audio"``.
+        epochs: planned epochs. out: the run folder. batch_size: examples per step.
+        optimizer: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``; learning_rate; schedule:
+            ``constant``, ``cosine`` or ``exponential``.
+        precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``. jit: XLA-compile.
+        seed: seeds weights, shuffling and dropout (with op determinism, a rerun on CPU gives
+            the same metrics). patience: early stopping on the validation loss.
+        overwrite: replace a folder that holds a finished run.
+        cache: cache decoded examples (``"memory"``, a file prefix, or None).
+        save_every_batches: how often the resumable state is saved within an epoch.
+
+    Example:
+    >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", epochs=10, out="runs/exp1")  # doctest: +SKIP
+    """
+    started = time.time()
+    if precision not in PRECISIONS:
+        raise RunError(f"precision must be one of {list(PRECISIONS)}. Received: {precision!r}")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise RunError(f"epochs must be a positive integer. Received: {epochs!r}")
+    run_dir = RunDirectory(out)
+    resume = run_dir.prepare(overwrite)  # fails now on an unwritable/full/finished --out
+
+    build = dict(build_kwargs or {})
+    if isinstance(model, dict):
+        build.update({k: v for k, v in model.items() if k != "preset"})
+        preset = model.get("preset")
+    else:
+        preset = model
+    from mmzoo.zoo import resolve_config
+
+    resolve_config(preset, **{k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")})
+
+    if data is None:
+        raise RunError("No data given. Pass a data object, a manifest path or 'shapes_vqa'.")
+    if isinstance(data, str):
+        data = open_data(data, **(data_kwargs or {}))  # validates the manifest up front
+    source = describe_source(data)
+
+    import keras
+    import tensorflow as tf
+
+    config = {
+        "preset": preset,
+        "build": build,
+        "data": source,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "schedule": schedule,
+        "weight_decay": weight_decay,
+        "precision": precision,
+        "jit": jit,
+        "seed": seed,
+        "patience": patience,
+        "cache": cache,
+        "out": os.path.abspath(out),
+        "versions": package_versions(),
+        "command": " ".join(sys.argv),
+    }
+    if resume:
+        _check_resume(run_dir, config)
+    else:
+        write_atomic(run_dir.path("config"), config)
+    data.spec.save(run_dir.path("spec"))
+    run_dir.set_status("running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        from mmzoo.zoo import build as build_model
+
+        net = build_model(preset, **{**build, **data.model_kwargs()}, seed=seed, compile=False)
+        steps = math.ceil(data.num_examples("train") / batch_size)
+        net.compile(
+            optimizer=_optimizer(optimizer, learning_rate, schedule, steps * epochs, weight_decay),
+            loss=net.default_loss(),
+            metrics=net.default_metrics(),
+            jit_compile=bool(jit),
+        )
+        val_split = "validation" if data.splits.get("validation") else None
+        train_ds = data.dataset("train", batch_size=batch_size, shuffle=True, seed=seed, cache=cache)
+        val_ds = data.dataset(val_split, batch_size=256, shuffle=False, cache=cache) if val_split else None
+
+        from mmzoo.training.callbacks import RunState
+
+        monitor = "val_loss" if val_ds is not None else "loss"
+        state = RunState(run_dir, monitor=monitor, mode="min", save_every_batches=save_every_batches)
+        state.set_model(net)
+        net.build_from_config  # noqa: B018  (the functional model is built already)
+        initial_epoch = state.restore() if resume else 0
+        callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
+        if patience:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
+        if initial_epoch < epochs:
+            if resume:
+                print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
+            net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                    callbacks=callbacks, verbose=verbose)
+        if state.nan_stop:
+            run_dir.set_status("failed", reason=state.nan_stop)
+            raise TrainingError(
+                f"Training stopped: {state.nan_stop}. The last good state is kept in "
+                f"{run_dir.state_dir} (best weights: {run_dir.checkpoint_dir}/best.weights.h5). "
+                "Try a lower learning rate (--lr) or check the data for extreme values."
+            )
+        best = os.path.join(run_dir.checkpoint_dir, "best.weights.h5")
+        if os.path.exists(best):
+            net.load_weights(best)  # best-weights restore (by validation loss)
+        tmp_model = os.path.join(run_dir.root, ".tmp-model.keras")
+        net.save(tmp_model)
+        os.replace(tmp_model, run_dir.path("model"))
+        train_seconds = time.time() - started
+
+        run = Run(run_dir.root)
+        run._model = net
+        result = run.evaluate(data)
+        metrics = {
+            "task": data.spec.task,
+            "split": result["split"],
+            "test": result["test"],
+            "ablation": result["ablation"],
+            "epochs_run": len(state.history),
+            "history": state.history,
+            "params": int(net.count_params()),
+            "train_seconds": train_seconds,
+        }
+        if after_training is not None:
+            metrics["export"] = after_training(run)
+        write_report(run, metrics)
+        run_dir.set_status("finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return run
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def write_report(run: Run, metrics: dict) -> None:
+    """metrics.json, the PNG plots and report.md of a run."""
+    from mmzoo.training.report import plot_confusion, plot_history, render_report
+
+    plots = {"Training curves": plot_history(metrics.get("history", []), os.path.join(run.dir.plots_dir, "training_curves.png"))}
+    test = metrics["test"]
+    if "confusion_matrix" in test:
+        plots["Confusion matrix"] = plot_confusion(test["confusion_matrix"], test["class_names"],
+                                                   os.path.join(run.dir.plots_dir, "confusion_matrix.png"))
+    metrics["plots"] = {k: os.path.relpath(v, run.root) for k, v in plots.items() if v}
+    write_atomic(run.dir.path("metrics"), metrics)
+    write_atomic(run.dir.path("report"), render_report(run.config, metrics, plots))
