@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from mmzoo.zoo import describe, list_models
 
-TABLE_COLUMNS = ("name", "modalities", "encoders", "fusion", "head", "params")
+TABLE_COLUMNS = ("name", "modalities", "encoders", "fusion", "head", "params", "pretrained")
 
 
 def preset_rows(pattern: str = "*") -> List[dict]:
@@ -34,6 +34,9 @@ def preset_rows(pattern: str = "*") -> List[dict]:
                 "fusion": d["fusion"],
                 "head": d["head"],
                 "params": f"{d['params']:,}" if d["params"] else "?",
+                "pretrained": ", ".join(
+                    f"{tag} ({w['dataset'].split('/')[-1]}: {w['accuracy']:.1%})" for tag, w in d["weights"].items()
+                ) or "-",
             }
         )
     return rows

@@ -61,7 +61,10 @@ def describe(name: str) -> Dict[str, Any]:
     >>> mmzoo.describe("cnn_gru_concat")["fusion"]
     'concat'
     """
+    from mmzoo import pretrained
+
     p = PRESETS.get(name)
+    shipped = pretrained.available(name).get(name, {})
     return {
         "name": p["name"],
         "modalities": list(p["modalities"]),
@@ -71,7 +74,7 @@ def describe(name: str) -> Dict[str, Any]:
         "params": p["params"],
         "summary": p["description"],
         "reference": p["reference"],
-        "weights": p["weights"],
+        "weights": {tag: {"dataset": w["dataset"], "accuracy": w["accuracy"]} for tag, w in shipped.items()},
         "defaults": copy.deepcopy(p["defaults"]),
     }
 
@@ -211,6 +214,19 @@ def build(preset: Optional[str] = None, **overrides: Any):
     seed = overrides.pop("seed", None)
     weights = overrides.pop("weights", None)
     name = overrides.pop("name", None)
+    pretrained_info = None
+    if weights is not None:
+        from mmzoo import pretrained
+
+        pretrained_info = pretrained.resolve(preset, str(weights))
+        if pretrained_info.get("spec"):
+            clash = sorted(k for k in SPEC_OVERRIDES + ("spec",) if k in overrides and k != "modalities")
+            if clash:
+                raise ValueError(
+                    f"weights={weights!r} fixes the data settings it was trained with; drop {clash} "
+                    f"(the spec is {pretrained_info['dataset']}'s)."
+                )
+            overrides["spec"] = DataSpec.from_dict(pretrained_info["spec"])
     config = resolve_config(preset, **overrides)
     if seed is not None:
         import keras
@@ -219,8 +235,8 @@ def build(preset: Optional[str] = None, **overrides: Any):
     from mmzoo.model import MultimodalModel
 
     model = MultimodalModel(name=name, **config)
-    if weights is not None:
-        model.load_weights(weights)
+    if pretrained_info is not None:
+        model.load_weights(pretrained_info["path"])
     if compile_model:
         import keras
 

@@ -23,7 +23,7 @@ def test_list_prints_every_preset(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["name", "modalities", "encoders", "fusion", "head", "params"]
+    assert lines[0].split() == ["name", "modalities", "encoders", "fusion", "head", "params", "pretrained"]
     assert [l.split()[0] for l in lines[2:]] == mmzoo.list_models()
     assert "2,189,770" in out
 
@@ -72,7 +72,7 @@ def readme_blocks(lang):
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     bash = readme_blocks("bash")
-    assert "mmzoo list" in bash[0] and "pip install" in bash[0]
+    assert "mmzoo quickstart" in bash[0] and "pip install" in bash[0]
     test_command = bash[1].strip()
     assert "pytest" in test_command and "pip install" in test_command
     ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read().splitlines()
@@ -86,6 +86,7 @@ def test_readme_preset_table_is_generated():
 
 
 def test_readme_python_examples_run(tmp_path):
+    """```python blocks run as they are (```py blocks illustrate use on a user's own files)."""
     code = "\n".join(readme_blocks("python"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": ROOT})

@@ -28,7 +28,7 @@ def describe_source(data) -> dict:
     builder = getattr(data, "builder", None)
     if builder is not None:
         name = builder.info.full_name.rsplit("/", 1)[0]
-        return {"kind": "tfds", "name": name, "mapping": dict(data.mapping), "data_dir": builder.data_dir_root,
+        return {"kind": "tfds", "name": name, "mapping": dict(data.mapping), "data_dir": str(builder.data_dir_root),
                 "description": f"TFDS {name}"}
     root = getattr(data, "root", None)
     if root is not None:
