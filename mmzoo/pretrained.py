@@ -101,7 +101,12 @@ def from_run(run_dir: str, tag: str = "shapes_vqa") -> dict:
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
     file = f"{preset}.{tag}.weights.h5"
     tmp = os.path.join(WEIGHTS_DIR, f".tmp-{file}")
-    run.model.save_weights(tmp)
+    # An uncompiled copy: the file holds the model's weights only, no optimizer state.
+    from mmzoo.zoo import build
+
+    plain = build(preset, spec=run.spec, compile=False)
+    plain.set_weights(run.model.get_weights())
+    plain.save_weights(tmp)
     os.replace(tmp, os.path.join(WEIGHTS_DIR, file))
     m = run.metrics
     info = {

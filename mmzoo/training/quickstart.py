@@ -7,7 +7,7 @@ from typing import Optional
 
 DEFAULT_PRESET = "cnn_gru_melcnn_film"
 QUICKSTART_SETTINGS = {
-    "full": {"config": "image_text_audio", "epochs": 12},
+    "full": {"config": "image_text_audio", "epochs": 18},
     "small": {"config": "image_text_audio_small", "epochs": 3},
 }
 
@@ -52,7 +52,7 @@ def quickstart(
         epochs=epochs or settings["epochs"],
         out=out,
         batch_size=64,
-        learning_rate=2e-3,
+        learning_rate=3e-3,
         schedule="cosine",
         seed=seed,
         overwrite=RunDirectory(out).is_finished(),

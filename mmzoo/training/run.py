@@ -37,6 +37,7 @@ def write_atomic(path: str, data: Any, mode: str = "w") -> str:
         else:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(data if isinstance(data, str) else json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
