@@ -305,7 +305,6 @@ def train(
         monitor = "val_loss" if val_ds is not None else "loss"
         state = RunState(run_dir, monitor=monitor, mode="min", save_every_batches=save_every_batches)
         state.set_model(net)
-        net.build_from_config  # noqa: B018  (the functional model is built already)
         initial_epoch = state.restore() if resume else 0
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
