@@ -83,7 +83,7 @@ def worker_mmzoo(n: int, epochs: int) -> dict:
             f.write(f"{name},{sentence},c{labels[i]},train\n")
     data = mmzoo.data.from_manifest(os.path.join(folder, "train.csv"), image_size=(SIZE, SIZE), seq_len=SEQ_LEN,
                                     max_vocab_size=VOCAB - 2)  # + padding and OOV ids
-    model = mmzoo.build("cnn_gru_concat", **data.model_kwargs(), seed=0)
+    model = mmzoo.build("cnn_gru_concat", **{**data.model_kwargs(), "vocab_size": VOCAB}, seed=0)
     ds = data.dataset("train", batch_size=BATCH, shuffle=True, seed=0, cache="memory")
     rates = time_epochs(lambda: model.fit(ds, epochs=1, verbose=0), n, epochs)
     return {"samples_per_s": rates, "params": int(model.count_params()), "peak_rss_mib": peak_rss_mib()}

@@ -126,8 +126,13 @@ def test_build_compiles_with_the_head_defaults():
     assert 0.0 <= result["accuracy"] <= 1.0
 
 
-def test_jit_compiled_forward_matches_eager():
-    model = mmzoo.build("cnn_gru_melcnn_attention", seed=0, **TINY, num_classes=3, compile=False)
+# Together these cover every custom layer: LogMelSpectrogram, TokenMask, FastGRU (melcnn,
+# bigru); PositionEmbedding, TransformerEncoderBlock, MaskedGlobalPooling (transformer,
+# textcnn); and the fusions (all ten are jit-tested in test_fusion.py).
+@pytest.mark.parametrize("name", ["cnn_gru_melcnn_attention", "resnet_transformer_attention",
+                                  "mobilenet_textcnn_melcnn_weighted", "cnn_gru_crnn_recurrent"])
+def test_jit_compiled_forward_matches_eager(name):
+    model = mmzoo.build(name, seed=0, **TINY, num_classes=3, compile=False)
     x = fake_inputs(model.spec)
     model.compile(jit_compile=True)
     np.testing.assert_allclose(model.predict(x, verbose=0), model(x), atol=1e-5)

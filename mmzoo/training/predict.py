@@ -20,6 +20,17 @@ def _read_bytes(value: Any, what: str) -> Optional[bytes]:
     return None
 
 
+def _decode(preprocess, raw: bytes, spec, name: str, given: Any):
+    """Run a TF decoder on file bytes; a decode failure names the input and the file."""
+    import tensorflow as tf
+
+    try:
+        return preprocess(tf.constant(raw), spec)
+    except tf.errors.InvalidArgumentError as e:
+        what = given if isinstance(given, str) else "the bytes"
+        raise ValueError(f"{name}: cannot decode {what}: {e.message.splitlines()[0]}") from None
+
+
 def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dict:
     """One example's model inputs (batch of 1), preprocessed exactly as in training."""
     import tensorflow as tf
@@ -39,11 +50,7 @@ def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dic
     if image is not None:
         raw = _read_bytes(image, "image")
         if raw is not None:
-            try:
-                x["image"] = image_lib.preprocess_image_bytes(tf.constant(raw), spec)
-            except tf.errors.InvalidArgumentError as e:
-                raise ValueError(f"image: cannot decode {image if isinstance(image, str) else 'the bytes'}: "
-                                 f"{e.message.splitlines()[0]}") from None
+            x["image"] = _decode(image_lib.preprocess_image_bytes, raw, spec, "image", image)
         else:
             x["image"] = image_lib.preprocess_image(np.asarray(image), spec)
     if text is not None:
@@ -53,11 +60,7 @@ def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dic
     if audio is not None:
         raw = _read_bytes(audio, "audio")
         if raw is not None:
-            try:
-                x["audio"] = audio_lib.preprocess_wav_bytes(tf.constant(raw), spec)
-            except tf.errors.InvalidArgumentError as e:
-                raise ValueError(f"audio: cannot decode {audio if isinstance(audio, str) else 'the bytes'} "
-                                 f"as WAV: {e.message.splitlines()[0]}") from None
+            x["audio"] = _decode(audio_lib.preprocess_wav_bytes, raw, spec, "audio", audio)
         else:
             x["audio"] = audio_lib.preprocess_audio(np.asarray(audio, dtype="float32"), spec.sample_rate, spec)
     if tabular is not None:
