@@ -20,7 +20,9 @@ from mmzoo.zoo import build, describe, get_preset, list_models, list_parts, load
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli", "training")
+_LAZY_SUBMODULES = (
+    "data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli", "training", "export", "pretrained",
+)
 
 
 def train(*args, **kwargs):

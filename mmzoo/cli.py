@@ -7,6 +7,7 @@
     mmzoo summary NAME [--num-classes N] build a preset and print model.summary()
     mmzoo parts                          registered encoders, fusions and heads
     mmzoo data check MANIFEST            validate a manifest (see docs/data.md)
+    mmzoo export RUN_DIR                 SavedModel + TFLite, validated, published atomically
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ FEATURE_COMMANDS = {
     "evaluate": _TRAINING + ("evaluate a run (metrics, per-class scores, modality ablation)",),
     "predict": _TRAINING + ("predict from raw files and text with a run's model",),
     "data": ("mmzoo.data.cli", "add_data_commands", "check and convert datasets (mmzoo data check MANIFEST)"),
+    "export": ("mmzoo.export.cli", "add_export_commands", "export a run for TF Serving (SavedModel) and LiteRT (TFLite)"),
 }
 
 

@@ -1,0 +1,158 @@
+"""Export benchmark: latency, throughput and size of every artifact of the default preset.
+
+    python benchmarks/bench_export.py                 # cnn_gru_concat, default shapes
+    python benchmarks/bench_export.py --preset cnn_gru_melcnn_concat --repeats 20
+
+Prints, on the same inputs: batch-1 latency (median ms) and batch-64 throughput (examples/s)
+of the Keras model call, the SavedModel signatures (raw-input ``serving_default``,
+``predict_preprocessed``, the ``--xla`` variant, and a plain ``model.export`` on decoded
+inputs), TFLite float32 / float16 / dynamic / int8 in LiteRT (XNNPACK), and ONNX Runtime via
+tf2onnx when the ``bench`` extra is installed; then every artifact's size and the targets.
+Untrained weights: speed and size do not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def timed(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def directory_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cnn_gru_concat")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all cores)")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo.export.examples import preprocess_examples, random_inputs, raw_batch, synthetic_examples
+    from mmzoo.export.saved_model import write_saved_model
+    from mmzoo.export.source import serving_model
+    from mmzoo.export.tflite import LiteSource, TFLiteModel, convert_tflite
+
+    vocab = ["<pad>", "<unk>"] + [f"word{i}" for i in range(5000)]
+    model = mmzoo.build(args.preset, compile=False, seed=0, vocabulary=vocab, vocab_size=len(vocab))
+    spec = model.spec
+    rows = synthetic_examples(spec, 64, seed=0)
+    raw64, pre64 = raw_batch(rows, spec), preprocess_examples(rows, spec)
+    raw1 = {k: v[:1] for k, v in raw64.items()}
+    pre1 = {k: v[:1] for k, v in pre64.items()}
+    work = tempfile.mkdtemp(prefix="mmzoo-bench-")
+    results, sizes = [], {}
+
+    def bench(name, fn1, fn64):
+        latency = timed(fn1, args.repeats)
+        batch = timed(fn64, max(3, args.repeats // 5))
+        results.append((name, latency * 1e3, 64 / batch))
+        print(f"  {name:<36} {latency * 1e3:9.2f} ms {64 / batch:10.0f} ex/s", flush=True)
+
+    print(f"preset {args.preset}: inputs {spec.input_shapes()}, {model.count_params():,} params")
+    keras_fn = tf.function(lambda x: model(x, training=False))
+    bench("keras model call (tf.function)", lambda: keras_fn(pre1), lambda: keras_fn(pre64))
+
+    tensors = lambda d: {k: tf.constant(v) for k, v in d.items()}  # noqa: E731
+    for xla in (False, True):
+        path = os.path.join(work, f"sm_xla{int(xla)}")
+        write_saved_model(model, spec, path, xla=xla)
+        loaded = tf.saved_model.load(path)
+        raw_fn, pre_fn = loaded.signatures["serving_default"], loaded.signatures["predict_preprocessed"]
+        r1, r64, p1, p64 = tensors(raw1), tensors(raw64), tensors(pre1), tensors(pre64)
+        tag = " (xla)" if xla else ""
+        bench(f"SavedModel serving_default{tag}", lambda: raw_fn(**r1), lambda: raw_fn(**r64))
+        bench(f"SavedModel predict_preprocessed{tag}", lambda: pre_fn(**p1), lambda: pre_fn(**p64))
+        if not xla:
+            sizes["saved_model"] = directory_size(path)
+
+    plain = os.path.join(work, "plain")
+    with contextlib.redirect_stdout(io.StringIO()):
+        serving_model(model).export(plain, format="tf_saved_model", verbose=False)
+    plain_fn = tf.saved_model.load(plain).signatures["serving_default"]
+    p1, p64 = tensors(pre1), tensors(pre64)
+    bench("plain model.export (decoded inputs)", lambda: plain_fn(**p1), lambda: plain_fn(**p64))
+
+    calibration = {k: np.concatenate([v, random_inputs(spec, 64, 1)[k]]) for k, v in pre64.items()}
+    with LiteSource(model, spec) as source:
+        for q in ("float32", "float16", "dynamic", "int8"):
+            converted = convert_tflite(model, spec, q, representative=calibration, source=source)
+            path = os.path.join(work, f"model_{q}.tflite")
+            with open(path, "wb") as f:
+                f.write(converted["content"])
+            sizes[f"tflite_{q}"] = len(converted["content"])
+            lite1, lite64 = TFLiteModel(path, args.threads), TFLiteModel(path, args.threads)
+            lite1(pre1), lite64(pre64)  # allocate once per batch size
+            bench(f"TFLite {q} (LiteRT, XNNPACK)", lambda: lite1(pre1), lambda: lite64(pre64))
+
+    try:
+        import onnxruntime
+        import tf2onnx
+
+        specs = [tf.TensorSpec([None] + list(s), spec.input_dtypes()[m], name=m) for m, s in spec.input_shapes().items()]
+        copy = serving_model(model, unroll=True)
+        fn = tf.function(lambda *xs: copy(dict(zip(spec.modalities, xs)), training=False))
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=17)
+        session = onnxruntime.InferenceSession(proto.SerializeToString())
+        names = [i.name for i in session.get_inputs()]
+        feed = lambda d: dict(zip(names, [d[m] for m in spec.modalities]))  # noqa: E731
+        f1, f64 = feed(pre1), feed(pre64)
+        sizes["onnx"] = len(proto.SerializeToString())
+        bench("ONNX Runtime (tf2onnx)", lambda: session.run(None, f1), lambda: session.run(None, f64))
+    except ImportError:
+        print("  ONNX Runtime                         skipped: pip install -e '.[bench]' (tf2onnx, onnxruntime)")
+    except Exception as e:  # noqa: BLE001
+        print(f"  ONNX Runtime                         failed: {type(e).__name__}: {str(e)[:200]}")
+
+    print("\nsizes")
+    for key, value in sizes.items():
+        print(f"  {key:<20} {value / 1e6:9.3f} MB")
+
+    r = {name: (lat, thr) for name, lat, thr in results}
+    sm, lite = r["SavedModel predict_preprocessed"], r["TFLite float32 (LiteRT, XNNPACK)"]
+    raw, plain_r = r["SavedModel serving_default"], r["plain model.export (decoded inputs)"]
+    xla = r["SavedModel serving_default (xla)"]
+    print("\ntargets")
+    checks = [
+        ("TFLite f32 batch-64 throughput >= 1.5x SavedModel", lite[1] / sm[1], ">=", 1.5),
+        ("TFLite f32 batch-1 latency <= 0.25x SavedModel", lite[0] / sm[0], "<=", 0.25),
+        ("int8 size <= 30% of float32", sizes["tflite_int8"] / sizes["tflite_float32"], "<=", 0.30),
+        ("raw signature batch-1 latency <= 1.10x plain export", raw[0] / plain_r[0], "<=", 1.10),
+        ("raw signature batch-64 time <= 1.10x plain export", plain_r[1] / raw[1], "<=", 1.10),
+        ("--xla batch-1 latency <= 1/3 of plain signature", xla[0] / raw[0], "<=", 1 / 3),
+    ]
+    for label, value, op, target in checks:
+        ok = value >= target if op == ">=" else value <= target
+        print(f"  {'met ' if ok else 'MISS'} {label:<52} {value:6.2f} (target {op} {target:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

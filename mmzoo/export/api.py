@@ -1,0 +1,405 @@
+"""`export()`: write every artifact of a version, validate it in a fresh process, publish it
+atomically as ``<out>/<name>/<version>/``.
+
+Layout of a published version::
+
+    <out>/<name>/<version>/
+        saved_model.pb, variables/, fingerprint.pb     the SavedModel (TF Serving loads this)
+        assets.extra/tf_serving_warmup_requests        PredictionLog records
+        assets.extra/mmzoo.json                        the model card
+        litert/model_float32.tflite (+ float16, dynamic, int8)
+        litert/labels.txt, vocab.txt, tokenizer.json, tokenizer.py, mmzoo.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import time
+import uuid
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+from mmzoo.export import FORMATS, QUANTIZATIONS
+
+LITE_DIR = "litert"
+EXTRA_DIR = "assets.extra"
+
+
+class ExportError(RuntimeError):
+    """An export could not be made."""
+
+
+class ExportValidationError(ExportError):
+    """An artifact failed validation; nothing was published. ``report`` has every check."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `export` published.
+
+    Attributes:
+        name, version: the model name and its integer version.
+        path: ``<out>/<name>/<version>``.
+        artifacts: ``{"saved_model": path, "tflite_float32": path, ...}``.
+        sizes: bytes per artifact.
+        parity: per validation check: ``max_abs_diff``, ``agreement``, ``passed``...
+        card: the model card (``assets.extra/mmzoo.json``).
+    """
+
+    name: str
+    version: Optional[int]
+    path: str
+    artifacts: Dict[str, str]
+    sizes: Dict[str, int]
+    parity: Dict[str, dict]
+    card: dict
+
+    def summary(self) -> str:
+        lines = [f"published {self.name} version {self.version} at {self.path}"]
+        for key in sorted(self.artifacts):
+            lines.append(f"  {key:<18} {self.sizes.get(key, 0) / 1e6:8.3f} MB  {os.path.relpath(self.artifacts[key], self.path)}")
+        for name, check in self.parity.items():
+            figures = []
+            if check.get("max_abs_diff") is not None:
+                figures.append(f"max|diff|={check['max_abs_diff']:.2e}")
+            if check.get("agreement") is not None:
+                figures.append(f"top-1 agreement={check['agreement']:.2%}")
+            if check.get("nrmse") is not None:
+                figures.append(f"nrmse={check['nrmse']:.3g}")
+            lines.append(f"  {'ok  ' if check.get('passed') else 'FAIL'} {name:<34} {', '.join(figures)} ({check.get('examples')} examples)")
+        return "\n".join(lines)
+
+
+def _as_list(value, allowed: Sequence[str], what: str) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    items = [v.strip() for v in value]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise ValueError(f"Unknown {what} {unknown}. Expected any of {list(allowed)}.")
+    return list(dict.fromkeys(items))
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def export(
+    source: Any,
+    out: Union[str, os.PathLike] = os.path.join("export", "models"),
+    name: Optional[str] = None,
+    *,
+    spec=None,
+    formats: Union[str, Iterable[str]] = FORMATS,
+    quantize: Union[str, Iterable[str], None] = (),
+    data=None,
+    samples: Optional[Sequence[dict]] = None,
+    num_samples: int = 64,
+    warmup_requests: int = 4,
+    validate: Union[bool, str] = True,
+    xla: bool = False,
+    version: Optional[int] = None,
+    tolerance: float = 1e-4,
+    min_agreement: float = 0.98,
+    max_nrmse: float = 0.05,
+    seed: int = 0,
+    verbose: bool = False,
+) -> ExportResult:
+    """Export a model for TF Serving (SavedModel) and for the edge (TFLite / LiteRT).
+
+    Args:
+        source: a run directory, a ``.keras`` file, an mmzoo model, or ``(model, spec)``.
+        out: the artifact root; the version lands in ``<out>/<name>/<version>/``.
+        name: the model name (default: the preset's name).
+        spec: a `DataSpec` (or its JSON path) with the vocabulary and class names, when the
+            source does not carry them.
+        formats: ``saved_model`` and/or ``tflite`` (a list or ``"saved_model,tflite"``).
+        quantize: extra TFLite variants beside float32: ``float16``, ``dynamic``, ``int8``.
+        data: a `mmzoo.data.MultimodalData` or a manifest path: int8 calibration draws from
+            its train split, validation from its test split. A run directory whose
+            ``config.json`` names a manifest uses it by default.
+        samples: raw examples (``{"image": bytes|path, "text": str, "audio": bytes|path,
+            "tabular": [...]}``) for warmup requests, REST examples and raw-input parity
+            (and for calibration / validation when there is no ``data``). Default:
+            synthetic PNG / JPEG / WAV / text examples made from the spec.
+        num_samples: examples used for calibration and for validation.
+        warmup_requests: PredictionLog records written (one example each).
+        validate: True (fresh process, the default), ``"inline"`` (same process) or False.
+        xla: jit-compile the model part of the SavedModel signatures.
+        version: publish under this version instead of the next integer (must not exist).
+        tolerance, min_agreement, max_nrmse: validation thresholds.
+        seed: seeds the synthetic examples.
+
+    Returns:
+        An `ExportResult`. Raises `ExportValidationError` (nothing published) when a check fails.
+
+    Example:
+    >>> result = mmzoo.export("runs/exp1", out="export/models", name="shapes",
+    ...                       quantize="float16,dynamic,int8")  # doctest: +SKIP
+    >>> print(result.summary())
+    """
+    from mmzoo.export import examples as ex
+    from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
+    from mmzoo.export.outputs import keras_reference, output_plan
+    from mmzoo.export.saved_model import directory_size, write_saved_model
+    from mmzoo.export.source import load_source
+    from mmzoo.export.tflite import FILE_NAMES, LiteSource, convert_tflite, write_lite_bundle
+    from mmzoo.export.validate import (
+        DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder,
+    )
+    from mmzoo.export.warmup import WARMUP_FILE, protos_source, write_warmup_requests
+
+    started = time.perf_counter()
+    formats = _as_list(formats, FORMATS, "formats")
+    quantize = [q for q in _as_list(quantize, QUANTIZATIONS, "quantizations") if q != "float32"]
+    if not formats:
+        raise ValueError(f"formats is empty. Expected any of {list(FORMATS)}.")
+    if quantize and "tflite" not in formats:
+        raise ValueError(f"quantize={quantize} needs 'tflite' in formats. Received formats={formats}.")
+    if validate not in (True, False, "inline", "process"):
+        raise ValueError(f"validate must be True, False or 'inline'. Received: {validate!r}")
+    src = load_source(source, spec)
+    spec, model = src.spec, src.model
+    name = name or src.preset or model.name
+    if not _NAME.match(name or ""):
+        raise ValueError(
+            f"name must be letters, digits, '_', '-' or '.', starting with a letter or digit. Received: {name!r}"
+        )
+    log = _logger(verbose)
+    plan = output_plan(spec)
+    thresholds = {**DEFAULT_THRESHOLDS, "tolerance": tolerance, "min_agreement": min_agreement,
+                  "max_nrmse": max_nrmse}
+
+    # ------------------------------------------------------------- examples
+    raw_rows = ex.load_examples(samples, spec) if samples else ex.synthetic_examples(spec, max(8, warmup_requests), seed)
+    if "text" in spec.modalities and not spec.vocabulary:
+        raise ValueError(
+            "The data spec has no vocabulary, so raw text cannot be tokenized (SavedModel "
+            "signature, warmup requests, TFLite tokenizer). Export a run directory (its "
+            "data_spec.json has the vocabulary) or pass spec=data.spec."
+        )
+    raw_inputs = ex.preprocess_examples(raw_rows, spec)
+    data = _resolve_data(data, src, spec)
+    calibration = validation = None
+    if data is not None:
+        calibration = ex.data_examples(data, "train", num_samples)
+        validation = ex.data_examples(data, "test", num_samples) or ex.data_examples(data, "validation", num_samples)
+    if samples:
+        calibration = calibration or raw_inputs
+        validation = validation or raw_inputs
+    extra = max(0, num_samples - len(raw_rows))
+    calibration = calibration or ex.concat_inputs(raw_inputs, ex.random_inputs(spec, extra, seed) if extra else None)
+    validation = validation or ex.concat_inputs(raw_inputs, ex.random_inputs(spec, extra, seed + 1) if extra else None)
+    validation_source = "data" if data is not None else ("samples" if samples else "synthetic")
+
+    # ------------------------------------------------------------- staging
+    model_root = os.path.join(os.fspath(out), name)
+    if version is not None and os.path.exists(os.path.join(model_root, str(int(version)))):
+        raise ValueError(
+            f"{os.path.join(model_root, str(int(version)))} already exists; a published version is "
+            "never overwritten. Leave version=None to publish the next one."
+        )
+    os.makedirs(model_root, exist_ok=True)
+    token = uuid.uuid4().hex[:10]
+    staging = os.path.join(model_root, f".staging-{token}")
+    check_dir = os.path.join(model_root, f".check-{token}")
+    artifacts: Dict[str, str] = {}
+    details: Dict[str, dict] = {}
+    signatures: Dict[str, dict] = {}
+    warmup_info = None
+    try:
+        if "saved_model" in formats:
+            log("writing the SavedModel")
+            signatures["saved_model"] = write_saved_model(model, spec, staging, xla=xla)
+            extra_dir = os.path.join(staging, EXTRA_DIR)
+            os.makedirs(extra_dir, exist_ok=True)
+            n_warm = min(warmup_requests, len(raw_rows))
+            warm_path = os.path.join(extra_dir, WARMUP_FILE)
+            write_warmup_requests(warm_path, [ex.raw_batch([r], spec) for r in raw_rows[:n_warm]], name)
+            warmup_info = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm,
+                           "examples_per_record": 1, "protos": protos_source()}
+            artifacts["saved_model"] = staging
+        else:
+            os.makedirs(staging)
+        if "tflite" in formats:
+            lite_dir = os.path.join(staging, LITE_DIR)
+            os.makedirs(lite_dir, exist_ok=True)
+            with LiteSource(model, spec, folder=check_dir + "-lite") as lite:
+                for q in ["float32"] + quantize:
+                    log(f"converting TFLite {q}")
+                    converted = convert_tflite(model, spec, q, representative=calibration, source=lite)
+                    path = os.path.join(lite_dir, FILE_NAMES[q])
+                    with open(path, "wb") as f:
+                        f.write(converted["content"])
+                    key = f"tflite_{q}"
+                    artifacts[key] = path
+                    details[key] = {"quantization": q, "int8_mode": converted["int8_mode"], "ops": converted["ops"]}
+            from mmzoo.export.tflite import TFLiteModel
+
+            signatures["tflite"] = {"serving_default": TFLiteModel(artifacts["tflite_float32"]).signature()}
+            details["tflite_files"] = {"files": write_lite_bundle(lite_dir, spec)}
+
+        # --------------------------------------------------------- validation
+        report = None
+        if validate:
+            log("validating" + (" in a fresh process" if validate is True or validate == "process" else ""))
+            reference = keras_reference(model, validation, plan)
+            raw_reference = keras_reference(model, raw_inputs, plan)
+            check_artifacts = {}
+            if "saved_model" in artifacts:
+                check_artifacts["saved_model"] = {
+                    "path": staging, "spec": spec.to_dict(),
+                    "warmup": os.path.join(staging, EXTRA_DIR, WARMUP_FILE)}
+            for key, path in artifacts.items():
+                if key.startswith("tflite_"):
+                    check_artifacts[key] = {"path": path, "quantization": details[key]["quantization"]}
+            write_check_folder(
+                check_dir, artifacts=check_artifacts, plan=plan, raw_rows=raw_rows,
+                raw_reference=raw_reference, inputs=validation, reference=reference,
+                thresholds=thresholds, warmup_rows=min(warmup_requests, len(raw_rows)),
+            )
+            if validate == "inline":
+                report = run_checks(check_dir)
+                report["fresh_process"] = False
+            else:
+                report = validate_in_fresh_process(check_dir)
+            report["inputs"] = {"validation": validation_source, "examples": len(next(iter(validation.values()))),
+                                "raw_examples": len(raw_rows)}
+            if not report["passed"]:
+                raise ExportValidationError(
+                    "Validation failed; nothing was published:\n  " + "\n  ".join(report["failures"]), report)
+
+        # --------------------------------------------------------- card and publish
+        sizes = {}
+        for key, path in artifacts.items():
+            if key == "saved_model":
+                sizes[key] = directory_size(staging) - directory_size(os.path.join(staging, LITE_DIR)) \
+                    if os.path.isdir(os.path.join(staging, LITE_DIR)) else directory_size(staging)
+            else:
+                sizes[key] = os.path.getsize(path)
+        artifact_card = {
+            key: {"path": os.path.relpath(path, staging) if key != "saved_model" else ".",
+                  "bytes": sizes[key], **details.get(key, {})}
+            for key, path in artifacts.items()
+        }
+        if "tflite_files" in details:
+            artifact_card["litert_files"] = {"path": LITE_DIR, **details["tflite_files"]}
+        options = {"formats": formats, "quantize": quantize, "xla": bool(xla), "num_samples": num_samples,
+                   "validate": validate, "seconds": None}
+        card = build_model_card(
+            name=name, version=None, source=src, spec=spec, signatures=signatures,
+            artifacts=artifact_card, validation=report, warmup=warmup_info,
+            rest_rows=raw_rows[:1], options=options,
+        )
+        published, final = _publish(model_root, staging, version, card, formats, started)
+        card = published
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(check_dir, ignore_errors=True)
+        shutil.rmtree(check_dir + "-lite", ignore_errors=True)
+    final_artifacts = {k: (final if k == "saved_model" else os.path.join(final, os.path.relpath(v, staging)))
+                       for k, v in artifacts.items()}
+    parity = {c["check"]: {k: c.get(k) for k in ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "passed", "examples")}
+              for c in (report or {}).get("checks", [])}
+    log(f"published {final} in {time.perf_counter() - started:.1f}s")
+    return ExportResult(name, card["version"], final, final_artifacts, sizes, parity, card)
+
+
+def _logger(verbose: bool):
+    def log(message: str) -> None:
+        if verbose:
+            print(f"[mmzoo export] {message}", flush=True)
+
+    return log
+
+
+def _resolve_data(data, src, spec):
+    """A MultimodalData from ``data`` (object or manifest path) or the run's recorded data."""
+    if data is None:
+        recorded = (src.config or {}).get("data")
+        if not recorded:
+            return None
+        try:
+            from mmzoo.training.trainer import open_data  # manifests, shapes_vqa, TFDS, TFRecord
+
+            return open_data(recorded, spec=spec)
+        except Exception:  # noqa: BLE001  (data moved or gone: fall back to the samples)
+            return None
+    if isinstance(data, (str, os.PathLike)):
+        from mmzoo.data import from_manifest
+
+        return from_manifest(os.fspath(data), spec=spec)
+    if not hasattr(data, "dataset") or not hasattr(data, "splits"):
+        raise ValueError(
+            "data must be a mmzoo.data.MultimodalData (from_manifest / from_tfds / "
+            f"from_tfrecord) or a manifest path. Received: {type(data).__name__}"
+        )
+    return data
+
+
+def existing_versions(model_root: str) -> List[int]:
+    """Integer versions already published under ``<out>/<name>``."""
+    if not os.path.isdir(model_root):
+        return []
+    return sorted(int(d) for d in os.listdir(model_root) if d.isdigit() and os.path.isdir(os.path.join(model_root, d)))
+
+
+@contextlib.contextmanager
+def _version_lock(model_root: str):
+    """An exclusive lock on ``<out>/<name>/.mmzoo-export.lock`` while a version is chosen."""
+    path = os.path.join(model_root, ".mmzoo-export.lock")
+    with open(path, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: exporting concurrently into one folder is unsupported
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_tree(root: str) -> None:
+    for folder, _, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(folder, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _publish(model_root: str, staging: str, version: Optional[int], card: dict, formats, started):
+    """Pick the version, write the card, fsync and rename the staging folder (atomic)."""
+    from mmzoo.export.model_card import CARD_FILE, write_model_card
+
+    with _version_lock(model_root):
+        taken = existing_versions(model_root)
+        if version is None:
+            version = (max(taken) + 1) if taken else 1
+        elif int(version) < 1:
+            raise ValueError(f"version must be a positive integer. Received: {version}")
+        final = os.path.join(model_root, str(int(version)))
+        if os.path.exists(final):
+            raise ExportError(f"{final} already exists; a published version is never overwritten.")
+        card["version"] = int(version)
+        card["options"]["seconds"] = round(time.perf_counter() - started, 1)
+        if "saved_model" in formats:
+            write_model_card(os.path.join(staging, EXTRA_DIR, CARD_FILE), card)
+        if os.path.isdir(os.path.join(staging, LITE_DIR)):
+            write_model_card(os.path.join(staging, LITE_DIR, CARD_FILE), card)
+        _fsync_tree(staging)
+        os.rename(staging, final)
+    return card, final

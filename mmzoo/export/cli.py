@@ -1,0 +1,103 @@
+"""``mmzoo export``: the command line of `mmzoo.export.export`.
+
+    mmzoo export runs/exp1 --out export/models --name shapes \\
+        --formats saved_model,tflite --quantize float16,dynamic,int8
+
+Wired into ``mmzoo`` through ``mmzoo.cli.FEATURE_COMMANDS``:
+``"export": ("mmzoo.export.cli", "add_export_commands", "export a run for TF Serving and LiteRT")``.
+Building the parser does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def add_export_commands(subparsers) -> argparse.ArgumentParser:
+    """Add the ``export`` command to an argparse ``subparsers`` object."""
+    from mmzoo.export import FORMATS, QUANTIZATIONS
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a run for TF Serving (SavedModel) and LiteRT (TFLite), validated",
+        description="Write <out>/<name>/<version>/ (the next integer version): a SavedModel with "
+        "preprocessing inside, warmup requests and a model card, plus TFLite flatbuffers. Every "
+        "artifact is checked against the Keras model in a fresh process before the version is "
+        "published; on a failed check nothing is published.",
+    )
+    p.add_argument("run_dir", help="a run directory (model.keras + data_spec.json) or a .keras file")
+    p.add_argument("--out", default=os.path.join("export", "models"), help="artifact root (default: export/models)")
+    p.add_argument("--name", default=None, help="model name (default: the preset's name)")
+    p.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated: {','.join(FORMATS)}")
+    p.add_argument("--quantize", default="", help=f"extra TFLite variants, comma-separated: {','.join(QUANTIZATIONS[1:])}")
+    p.add_argument("--spec", default=None, help="a data_spec.json to use instead of the run's")
+    p.add_argument("--data", default=None, help="manifest for int8 calibration (train split) and validation (test split)")
+    p.add_argument("--samples", default=None, help="JSONL of raw examples ({'image': path, 'text': ..., 'audio': path, 'tabular': [...]})")
+    p.add_argument("--num-samples", type=int, default=64, help="examples for calibration and validation (default 64)")
+    p.add_argument("--version", type=int, default=None, help="publish as this version (must not exist)")
+    p.add_argument("--xla", action="store_true", help="jit-compile the SavedModel's model call (XLA)")
+    p.add_argument("--no-validate", action="store_true", help="publish without the parity checks (not recommended)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="float32 max abs difference (default 1e-4)")
+    p.add_argument("--min-agreement", type=float, default=0.98, help="quantized top-1 agreement (default 0.98)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def _read_samples(path: str) -> list:
+    folder = os.path.dirname(os.path.abspath(path))
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            for key in ("image", "audio"):
+                if isinstance(row.get(key), str) and not os.path.isabs(row[key]):
+                    row[key] = os.path.join(folder, row[key])
+            rows.append(row)
+    return rows
+
+
+def cmd_export(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mmzoo.export.api import ExportValidationError, export
+
+    try:
+        result = export(
+            args.run_dir, out=args.out, name=args.name, spec=args.spec, formats=args.formats,
+            quantize=args.quantize, data=args.data,
+            samples=_read_samples(args.samples) if args.samples else None,
+            num_samples=args.num_samples, version=args.version, xla=args.xla,
+            validate=not args.no_validate, tolerance=args.tolerance,
+            min_agreement=args.min_agreement, verbose=not args.json,
+        )
+    except ExportValidationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"name": result.name, "version": result.version, "path": result.path,
+                          "artifacts": result.artifacts, "sizes": result.sizes, "parity": result.parity},
+                         indent=1))
+    else:
+        print(result.summary())
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mmzoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_export_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

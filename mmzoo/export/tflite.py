@@ -1,0 +1,274 @@
+"""TFLite / LiteRT flatbuffers: builtin ops only, four quantizations, run with ai_edge_litert.
+
+The flatbuffer takes the model's own inputs (``image`` uint8 or float32 pixels [N, H, W, C],
+``text`` int32 ids [N, L], ``audio`` float32 waveform [N, S] — the log-mel front end is inside
+— ``tabular`` float32 [N, D]) through the ``serving_default`` signature, and returns the
+numeric outputs of `mmzoo.export.outputs` (``probabilities`` / ``class_id`` / ``value``).
+The batch dimension is dynamic (the signature runner resizes it).
+
+How it converts (TF 2.21, Keras 3): the model is rebuilt on the CPU with loop-free recurrent
+layers (`mmzoo.export.serving_model(model, unroll=True)`), written once with
+``model.export(format="tf_saved_model")`` and converted with
+``tf.lite.TFLiteConverter.from_saved_model`` for each quantization (``from_keras_model``
+works too but re-exports every time; ``from_concrete_functions`` gave flatbuffers that
+returned NaN). A while-loop RNN does not convert cleanly (TensorListReserve with dynamic
+shapes, READ_VARIABLE inside WHILE, full-int8 calibration crashing); the unrolled graph does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import warnings
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+
+from mmzoo.export.outputs import lite_outputs, output_plan
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+FILE_NAMES = {q: f"model_{q}.tflite" for q in QUANTIZATIONS}
+
+
+class ConversionError(RuntimeError):
+    """A flatbuffer could not be made with builtin ops only."""
+
+
+def lite_keras_model(model, spec):
+    """The loop-free CPU copy of ``model`` with readable, named outputs (for conversion)."""
+    import keras
+
+    from mmzoo.export.source import serving_model
+
+    copy = serving_model(model, unroll=True)
+    return keras.Model(copy.input, lite_outputs(copy, output_plan(spec)), name="mmzoo_lite")
+
+
+class LiteSource:
+    """The conversion input, made once and converted to several quantizations: the
+    `lite_keras_model` written with ``model.export(format="tf_saved_model")`` to a temporary
+    folder (faster than ``from_keras_model``, which re-exports for every conversion).
+    Use as a context manager (the folder is removed on exit)."""
+
+    def __init__(self, model, spec, folder: Optional[str] = None):
+        import tempfile
+
+        self.spec = spec
+        self._own = folder is None
+        self.folder = folder or tempfile.mkdtemp(prefix="mmzoo-lite-")
+        lite = lite_keras_model(model, spec)
+        path = os.path.join(self.folder, "saved_model")
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lite.export(path, format="tf_saved_model", verbose=False)
+        self.path = path
+
+    def close(self) -> None:
+        if self._own:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> "LiteSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def convert_tflite(
+    model,
+    spec,
+    quantization: str = "float32",
+    representative: Optional[Dict[str, np.ndarray]] = None,
+    source: Optional[LiteSource] = None,
+) -> dict:
+    """Convert to a TFLite flatbuffer with builtin ops only.
+
+    Args:
+        model: the Keras model (ignored when ``source`` is given).
+        spec: its `DataSpec`.
+        quantization: ``float32``, ``float16`` (float16 weights), ``dynamic`` (int8 weights,
+            float activations) or ``int8`` (full integer: weights and activations, calibrated
+            on ``representative``).
+        representative: model inputs ``{name: [n, ...]}`` for int8 calibration.
+        source: a prepared `LiteSource` (saves re-exporting for several variants).
+
+    Returns:
+        ``{"content": bytes, "quantization": ..., "int8_mode": "full" | "mixed" | None,
+        "ops": [builtin op names]}``.
+
+    Example:
+    >>> fb = mmzoo.export.convert_tflite(model, model.spec, "int8", representative=x)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}. Received: {quantization!r}")
+    if quantization == "int8" and not representative:
+        raise ValueError("quantization='int8' needs representative inputs for calibration.")
+    if source is None:
+        with LiteSource(model, spec) as own:
+            return convert_tflite(model, spec, quantization, representative, own)
+
+    def make(ops_sets):
+        conv = tf.lite.TFLiteConverter.from_saved_model(source.path)
+        conv.target_spec.supported_ops = ops_sets
+        if quantization != "float32":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            conv.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            conv.representative_dataset = _representative_fn(representative)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Calibration runs the deprecated tf.lite.Interpreter inside the converter.
+            warnings.simplefilter("ignore")
+            return conv.convert()
+
+    int8_mode = None
+    try:
+        if quantization == "int8":
+            content = make([tf.lite.OpsSet.TFLITE_BUILTINS_INT8])
+            int8_mode = "full"
+        else:
+            content = make([tf.lite.OpsSet.TFLITE_BUILTINS])
+    except Exception as first:  # noqa: BLE001  (the converter raises many types)
+        if quantization != "int8":
+            raise ConversionError(
+                f"TFLite conversion ({quantization}) with builtin ops only failed: "
+                f"{_short_error(first)}"
+            ) from first
+        try:
+            # Some op has no int8 kernel: keep it in float, everything else int8.
+            content = make([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
+            int8_mode = "mixed"
+        except Exception as second:  # noqa: BLE001
+            raise ConversionError(
+                f"Full-integer int8 conversion failed: {_short_error(first)}; with float "
+                f"fallback it failed too: {_short_error(second)}"
+            ) from second
+    ops = TFLiteModel(content).op_names()
+    foreign = [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
+    if foreign:
+        raise ConversionError(f"The {quantization} flatbuffer needs non-builtin ops {foreign}.")
+    return {"content": content, "quantization": quantization, "int8_mode": int8_mode, "ops": ops}
+
+
+def _representative_fn(inputs: Dict[str, np.ndarray]) -> Callable[[], Iterable[dict]]:
+    n = len(next(iter(inputs.values())))
+
+    def gen():
+        for i in range(n):
+            yield {k: v[i:i + 1] for k, v in inputs.items()}
+
+    return gen
+
+
+def _short_error(e: Exception, limit: int = 600) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+class TFLiteModel:
+    """A flatbuffer in the LiteRT interpreter (``ai_edge_litert``), called by input name.
+
+    Args:
+        model: flatbuffer bytes or a ``.tflite`` path.
+        num_threads: interpreter threads (XNNPACK is applied by default).
+
+    Example:
+    >>> lite = mmzoo.export.TFLiteModel("export/models/shapes/1/litert/model_int8.tflite")  # doctest: +SKIP
+    >>> lite({"image": x_uint8, "text": ids})["probabilities"]
+    """
+
+    def __init__(self, model, num_threads: Optional[int] = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+
+    def input_details(self) -> dict:
+        return self.runner.get_input_details()
+
+    def output_details(self) -> dict:
+        return self.runner.get_output_details()
+
+    def op_names(self) -> List[str]:
+        return sorted({d["op_name"] for d in self.interpreter._get_ops_details()})
+
+    def __call__(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        details = self.input_details()
+        unknown = sorted(set(inputs) - set(details))
+        if unknown:
+            raise ValueError(f"Unknown inputs {unknown}. The flatbuffer takes {sorted(details)}.")
+        feed = {k: np.ascontiguousarray(np.asarray(v).astype(details[k]["dtype"], copy=False)) for k, v in inputs.items()}
+        return {k: np.array(v) for k, v in self.runner(**feed).items()}
+
+    def predict(self, inputs: Dict[str, np.ndarray], batch_size: int = 64) -> Dict[str, np.ndarray]:
+        n = len(next(iter(inputs.values())))
+        chunks: Dict[str, list] = {}
+        for start in range(0, n, batch_size):
+            out = self({k: v[start:start + batch_size] for k, v in inputs.items()})
+            for k, v in out.items():
+                chunks.setdefault(k, []).append(v)
+        return {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
+
+    def signature(self) -> dict:
+        def desc(d):
+            return {k: {"dtype": np.dtype(v["dtype"]).name, "shape": [int(s) for s in v["shape_signature"]]}
+                    for k, v in sorted(d.items())}
+
+        return {"inputs": desc(self.input_details()), "outputs": desc(self.output_details())}
+
+
+# ---------------------------------------------------------------------- files beside it
+def write_lite_bundle(folder: str, spec) -> List[str]:
+    """Write what a device app needs beside the flatbuffers: ``labels.txt`` (per task for
+    multitask), and for text ``vocab.txt``, ``tokenizer.json`` and the pure-Python
+    reference ``tokenizer.py`` (same ids as the SavedModel). Returns the file names."""
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for e in output_plan(spec):
+        if e["task"] == "regression":
+            continue
+        fname = f"{e['prefix']}labels.txt"
+        with open(os.path.join(folder, fname), "w", encoding="utf-8") as f:
+            f.write("\n".join(e["class_names"]) + "\n")
+        written.append(fname)
+    if "text" in spec.modalities and spec.vocabulary:
+        from mmzoo.data import text as text_lib
+
+        with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(spec.vocabulary) + "\n")
+        config = text_lib.tokenizer_config(spec.tokenizer)
+        description = {
+            "format": "mmzoo-tokenizer/1",
+            "vocabulary": "vocab.txt",
+            "seq_len": spec.seq_len,
+            "mode": config["mode"],
+            "lowercase": config["lowercase"],
+            "padding_id": 0,
+            "oov_id": 1,
+            "rules": [
+                "lowercase (Unicode, except the code points in lower_exceptions)",
+                "every character in whitespace becomes a space",
+                "characters in punctuation (and, in mode 'auto', cjk) become tokens of their own",
+                "mode 'char': every non-space character is a token",
+                "split on spaces; look each token up in vocab.txt (line number = id, missing = oov_id)",
+                "truncate to seq_len, pad with padding_id",
+            ],
+            "whitespace": [list(r) for r in text_lib.WHITESPACE_RANGES],
+            "punctuation": [list(r) for r in text_lib.PUNCTUATION_RANGES],
+            "cjk": [list(r) for r in text_lib.CJK_RANGES],
+            "lower_exceptions": sorted(text_lib.LOWER_EXCEPTIONS),
+        }
+        with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(description, f, indent=1)
+        here = os.path.dirname(os.path.abspath(__file__))
+        shutil.copyfile(os.path.join(here, "lite_tokenizer.py"), os.path.join(folder, "tokenizer.py"))
+        written += ["vocab.txt", "tokenizer.json", "tokenizer.py"]
+    return written

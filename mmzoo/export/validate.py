@@ -1,0 +1,249 @@
+"""Validation before publishing (the InfraValidator idea).
+
+The exporter writes a check folder (reference inputs and the Keras model's outputs) and runs
+``python -m mmzoo.export.validate CHECK_DIR`` in a fresh process, which loads each artifact
+from disk, replays the warmup requests and the validation sample, and compares:
+
+- float32 artifacts (SavedModel ``serving_default`` on raw inputs, its warmup requests,
+  ``predict_preprocessed``, TFLite float32): max abs difference <= ``tolerance`` (1e-4);
+- quantized TFLite (float16, dynamic, int8): top-1 agreement >= ``min_agreement`` (98%) for
+  classification, per-label decision agreement for multilabel, and for regression a range-
+  normalised RMSE <= ``max_nrmse`` (5%).
+
+The report (``report.json``) lists every check with its measured figure and threshold.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from mmzoo.export.outputs import primary_name
+
+DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05}
+
+
+# ---------------------------------------------------------------------- comparisons
+def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], plan: List[dict]) -> dict:
+    """Max/mean abs difference, top-1 (or decision) agreement and NRMSE over the primary
+    outputs of every task."""
+    max_diff, mean_diffs, agreements, nrmses = 0.0, [], [], []
+    for e in plan:
+        key = primary_name(e)
+        if key not in outputs:
+            raise KeyError(f"output {key!r} missing; the artifact returned {sorted(outputs)}")
+        got = np.asarray(outputs[key], np.float64).reshape(reference[key].shape)
+        ref = np.asarray(reference[key], np.float64)
+        diff = np.abs(got - ref)
+        max_diff = max(max_diff, float(diff.max()) if diff.size else 0.0)
+        mean_diffs.append(float(diff.mean()) if diff.size else 0.0)
+        if not np.all(np.isfinite(got)):
+            max_diff = float("inf")
+        if e["task"] == "classification":
+            agreements.append(float(np.mean(got.argmax(-1) == ref.argmax(-1))))
+        elif e["task"] == "multilabel":
+            agreements.append(float(np.mean((got >= 0.5) == (ref >= 0.5))))
+        else:
+            span = float(ref.max() - ref.min()) if ref.size else 0.0
+            rmse = float(np.sqrt(np.mean((got - ref) ** 2))) if ref.size else 0.0
+            nrmses.append(rmse / (span + 1e-6))
+    return {
+        "max_abs_diff": max_diff,
+        "mean_abs_diff": float(np.mean(mean_diffs)),
+        "agreement": min(agreements) if agreements else None,
+        "nrmse": max(nrmses) if nrmses else None,
+    }
+
+
+def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) -> dict:
+    """Pass/fail of one check. ``kind``: ``exact`` (float32) or ``quantized``."""
+    check = {"check": name, "examples": int(examples), **figures}
+    if kind == "exact":
+        check["threshold"] = {"max_abs_diff": thresholds["tolerance"]}
+        check["passed"] = bool(figures["max_abs_diff"] <= thresholds["tolerance"])
+        if not check["passed"]:
+            check["failure"] = (
+                f"{name}: max abs difference {figures['max_abs_diff']:.3g} > "
+                f"{thresholds['tolerance']:.3g}"
+            )
+    else:
+        check["threshold"] = {"agreement": thresholds["min_agreement"], "nrmse": thresholds["max_nrmse"]}
+        failures = []
+        if figures["agreement"] is not None and figures["agreement"] < thresholds["min_agreement"]:
+            failures.append(
+                f"top-1 agreement {figures['agreement']:.2%} < {thresholds['min_agreement']:.0%}"
+            )
+        if figures["nrmse"] is not None and figures["nrmse"] > thresholds["max_nrmse"]:
+            failures.append(f"normalised RMSE {figures['nrmse']:.3g} > {thresholds['max_nrmse']:.3g}")
+        if not np.isfinite(figures["max_abs_diff"]):
+            failures.append("non-finite outputs")
+        check["passed"] = not failures
+        if failures:
+            check["failure"] = f"{name}: " + "; ".join(failures)
+    return check
+
+
+# ---------------------------------------------------------------------- the check folder
+def write_check_folder(folder: str, *, artifacts: dict, plan: List[dict], raw_rows: List[dict],
+                       raw_reference: dict, inputs: dict, reference: dict, thresholds: dict,
+                       warmup_rows: int) -> None:
+    """Everything the fresh process needs: artifact paths, raw examples (base64),
+    validation inputs and the Keras outputs."""
+    os.makedirs(folder, exist_ok=True)
+    arrays = {f"in:{k}": v for k, v in inputs.items()}
+    arrays.update({f"ref:{k}": v for k, v in reference.items()})
+    arrays.update({f"rawref:{k}": v for k, v in raw_reference.items()})
+    np.savez(os.path.join(folder, "reference.npz"), **arrays)
+    rows = [{k: ({"b64": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else v)
+             for k, v in r.items()} for r in raw_rows]
+    with open(os.path.join(folder, "plan.json"), "w", encoding="utf-8") as f:
+        json.dump({"artifacts": artifacts, "plan": plan, "raw_rows": rows,
+                   "thresholds": thresholds, "warmup_rows": warmup_rows}, f)
+
+
+def _load_rows(rows):
+    return [{k: (base64.b64decode(v["b64"]) if isinstance(v, dict) and "b64" in v else v)
+             for k, v in r.items()} for r in rows]
+
+
+def run_checks(folder: str) -> dict:
+    """Load every artifact named in ``plan.json`` and compare it with the references."""
+    import tensorflow as tf
+
+    from mmzoo.export.examples import raw_batch
+    from mmzoo.export.tflite import TFLiteModel
+    from mmzoo.export.warmup import read_warmup_requests
+    from mmzoo.spec import DataSpec
+
+    with open(os.path.join(folder, "plan.json"), encoding="utf-8") as f:
+        plan_doc = json.load(f)
+    data = np.load(os.path.join(folder, "reference.npz"), allow_pickle=False)
+    inputs = {k[3:]: data[k] for k in data.files if k.startswith("in:")}
+    reference = {k[4:]: data[k] for k in data.files if k.startswith("ref:")}
+    raw_reference = {k[7:]: data[k] for k in data.files if k.startswith("rawref:")}
+    plan, thresholds = plan_doc["plan"], plan_doc["thresholds"]
+    artifacts = plan_doc["artifacts"]
+    n = len(next(iter(inputs.values())))
+    checks = []
+
+    def guarded(name, kind, examples, fn):
+        started = time.perf_counter()
+        try:
+            figures = fn()
+            check = judge(name, figures, kind, thresholds, examples)
+        except Exception as e:  # noqa: BLE001 (an artifact that fails to run fails its check)
+            check = {"check": name, "passed": False, "examples": int(examples),
+                     "failure": f"{name}: {type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+        check["seconds"] = round(time.perf_counter() - started, 3)
+        checks.append(check)
+
+    if "saved_model" in artifacts:
+        path = artifacts["saved_model"]["path"]
+        spec = DataSpec.from_dict(artifacts["saved_model"]["spec"])
+        loaded = tf.saved_model.load(path)
+        rows = _load_rows(plan_doc["raw_rows"])
+
+        def call(signature, batch):
+            fn = loaded.signatures[signature]
+            out = fn(**{k: tf.constant(v) for k, v in batch.items()})
+            return {k: v.numpy() for k, v in out.items()}
+
+        def raw_check():
+            out = call("serving_default", raw_batch(rows, spec))
+            figures = compare(out, raw_reference, plan)
+            _check_names(out, plan)
+            return figures
+
+        def warmup_check():
+            records = read_warmup_requests(artifacts["saved_model"]["warmup"])
+            if not records:
+                raise ValueError("the warmup file has no records")
+            outs: Dict[str, list] = {}
+            for rec in records:
+                out = call(rec["signature_name"] or "serving_default", rec["inputs"])
+                for k, v in out.items():
+                    outs.setdefault(k, []).append(v)
+            merged = {k: np.concatenate(v) for k, v in outs.items()}
+            count = len(next(iter(merged.values())))
+            ref = {k: v[:count] for k, v in raw_reference.items()}
+            return compare(merged, ref, plan)
+
+        def preprocessed_check():
+            outs: Dict[str, list] = {}
+            for start in range(0, n, 64):
+                out = call("predict_preprocessed", {k: v[start:start + 64] for k, v in inputs.items()})
+                for k, v in out.items():
+                    outs.setdefault(k, []).append(v)
+            return compare({k: np.concatenate(v) for k, v in outs.items()}, reference, plan)
+
+        guarded("saved_model.serving_default", "exact", len(rows), raw_check)
+        guarded("saved_model.warmup_requests", "exact", plan_doc["warmup_rows"], warmup_check)
+        guarded("saved_model.predict_preprocessed", "exact", n, preprocessed_check)
+
+    for key, info in sorted(artifacts.items()):
+        if not key.startswith("tflite_"):
+            continue
+        kind = "exact" if info["quantization"] == "float32" else "quantized"
+
+        def lite_check(path=info["path"]):
+            return compare(TFLiteModel(path).predict(inputs), reference, plan)
+
+        guarded(key, kind, n, lite_check)
+    failures = [c["failure"] for c in checks if not c["passed"]]
+    return {"passed": not failures, "failures": failures, "checks": checks,
+            "thresholds": thresholds, "process": os.getpid()}
+
+
+def _check_names(out: dict, plan: List[dict]) -> None:
+    """class_name must be class_names[class_id] (string outputs are part of the contract)."""
+    for e in plan:
+        if e["task"] != "classification":
+            continue
+        ids = out[e["prefix"] + "class_id"]
+        names = [v.decode("utf-8") for v in out[e["prefix"] + "class_name"]]
+        expected = [e["class_names"][int(i)] for i in ids]
+        if names != expected:
+            raise ValueError(f"{e['prefix']}class_name {names} does not match class_id {list(ids)}")
+
+
+def validate_in_fresh_process(folder: str, timeout: float = 900.0) -> dict:
+    """Run `run_checks` in a new Python process (nothing shared with the exporter)."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmzoo.export.validate", folder],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    report_path = os.path.join(folder, "report.json")
+    if proc.returncode != 0 or not os.path.exists(report_path):
+        tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
+        return {"passed": False, "checks": [], "failures": [
+            f"the validation process exited with code {proc.returncode}:\n{tail}"]}
+    with open(report_path, encoding="utf-8") as f:
+        report = json.load(f)
+    report["fresh_process"] = True
+    return report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m mmzoo.export.validate CHECK_DIR", file=sys.stderr)
+        return 2
+    report = run_checks(argv[0])
+    with open(os.path.join(argv[0], "report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

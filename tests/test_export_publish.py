@@ -1,0 +1,164 @@
+"""Publishing: a trained run exported by the CLI, validated in a fresh process, versioned."""
+
+import base64
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo.data import from_manifest, preprocess_image_bytes
+from mmzoo.data.samples import write_sample_dataset
+from mmzoo.export.api import ExportValidationError, export
+from mmzoo.export.cli import main as export_main
+from mmzoo.export.model_card import load_model_card
+from mmzoo.export.tflite import TFLiteModel
+from mmzoo.export.warmup import read_warmup_requests
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run directory of a briefly trained cnn_gru_concat on real PNG/JPEG/BMP/GIF files."""
+    root = tmp_path_factory.mktemp("export_run")
+    manifest = write_sample_dataset(str(root / "data"), n=64, modalities=("image", "text"), chinese=True)
+    data = from_manifest(manifest, image_size=(32, 32), seq_len=8)
+    model = mmzoo.build("cnn_gru_concat", spec=data.spec, seed=0)
+    model.fit(data.dataset("train", 16, shuffle=True, seed=0), epochs=8, verbose=0)
+    metrics = model.evaluate(data.dataset("test", 16), return_dict=True, verbose=0)
+    run_dir = root / "run"
+    run_dir.mkdir()
+    model.save(str(run_dir / "model.keras"))
+    data.spec.save(str(run_dir / "data_spec.json"))
+    (run_dir / "metrics.json").write_text(json.dumps({"test": metrics}))
+    (run_dir / "config.json").write_text(json.dumps(
+        {"preset": "cnn_gru_concat", "data": {"kind": "manifest", "path": manifest}}))
+    return {"dir": str(run_dir), "manifest": manifest, "data": data, "out": str(root / "models")}
+
+
+@pytest.mark.slow
+def test_cli_exports_validates_and_publishes_every_format(run, capsys):
+    code = export_main(["export", run["dir"], "--out", run["out"], "--name", "shapes",
+                        "--formats", "saved_model,tflite", "--quantize", "float16,dynamic,int8",
+                        "--data", run["manifest"]])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    version = os.path.join(run["out"], "shapes", "1")
+    assert "published shapes version 1" in printed and "ok   tflite_int8" in printed
+    assert sorted(os.listdir(os.path.join(run["out"], "shapes"))) == [".mmzoo-export.lock", "1"]
+    for rel in ("saved_model.pb", "variables", "assets.extra/tf_serving_warmup_requests",
+                "assets.extra/mmzoo.json", "litert/model_float32.tflite", "litert/model_float16.tflite",
+                "litert/model_dynamic.tflite", "litert/model_int8.tflite", "litert/labels.txt",
+                "litert/vocab.txt", "litert/tokenizer.json", "litert/tokenizer.py", "litert/mmzoo.json"):
+        assert os.path.exists(os.path.join(version, rel)), rel
+
+    card = load_model_card(version)
+    spec = run["data"].spec
+    assert card["version"] == 1 and card["preset"] == "cnn_gru_concat"
+    assert card["class_names"]["output"] == spec.class_names
+    assert card["data_spec"]["vocabulary"] == spec.vocabulary
+    assert card["metrics"]["test"]["accuracy"] >= 0.0
+    assert card["versions"]["tensorflow"].startswith("2.21")
+    serving = card["signatures"]["saved_model"]["serving_default"]
+    assert serving["inputs"] == {"image": {"dtype": "string", "shape": [-1]}, "text": {"dtype": "string", "shape": [-1]}}
+    assert set(serving["outputs"]) == {"probabilities", "class_id", "class_name"}
+    assert card["signatures"]["tflite"]["serving_default"]["inputs"]["text"] == {"dtype": "int32", "shape": [-1, 8]}
+    validation = card["validation"]
+    assert validation["passed"] and validation["fresh_process"] and validation["process"] != os.getpid()
+    assert validation["inputs"]["validation"] == "data"
+    checks = {c["check"]: c for c in validation["checks"]}
+    assert set(checks) == {"saved_model.serving_default", "saved_model.warmup_requests",
+                           "saved_model.predict_preprocessed", "tflite_float32", "tflite_float16",
+                           "tflite_dynamic", "tflite_int8"}
+    for name in ("saved_model.serving_default", "saved_model.warmup_requests",
+                 "saved_model.predict_preprocessed", "tflite_float32"):
+        assert checks[name]["max_abs_diff"] <= 1e-4, checks[name]
+    assert checks["tflite_int8"]["agreement"] >= 0.98
+    assert checks["saved_model.predict_preprocessed"]["examples"] == run["data"].splits["test"]
+    sizes = {k: v["bytes"] for k, v in card["artifacts"].items() if "bytes" in v}
+    assert sizes["tflite_int8"] < 0.4 * sizes["tflite_float32"]
+    assert sizes["tflite_float16"] < 0.6 * sizes["tflite_float32"]
+    assert card["artifacts"]["tflite_int8"]["int8_mode"] == "full"
+    assert not [op for a in card["artifacts"].values() for op in a.get("ops", []) if op.startswith("Flex")]
+
+    # Warmup: real PredictionLog records for this model name and signature.
+    records = read_warmup_requests(os.path.join(version, "assets.extra", "tf_serving_warmup_requests"))
+    assert len(records) == 4 and {r["model_name"] for r in records} == {"shapes"}
+    assert records[0]["inputs"]["image"][0][:4] == b"\x89PNG"
+
+    # The card's REST bodies are valid TF Serving requests (b64 binary).
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(version)
+    row = card["rest"]["row"]["instances"][0]
+    columnar = card["rest"]["columnar"]["inputs"]
+    assert columnar["text"] == [row["text"]] and set(row["image"]) == {"b64"}
+    image = base64.b64decode(row["image"]["b64"])
+    out = loaded.signatures["serving_default"](image=tf.constant([image]), text=tf.constant([row["text"]]))
+    assert out["class_name"].numpy()[0].decode() in spec.class_names
+
+    # On device: the shipped tokenizer + decoded pixels into the float32 flatbuffer give the
+    # SavedModel's probabilities.
+    module_spec = importlib.util.spec_from_file_location("device_tokenizer", os.path.join(version, "litert", "tokenizer.py"))
+    device_tokenizer = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(device_tokenizer)
+    ids = device_tokenizer.Tokenizer.load(os.path.join(version, "litert"))(row["text"])
+    pixels = preprocess_image_bytes(tf.constant(image), spec).numpy()
+    lite = TFLiteModel(os.path.join(version, "litert", "model_float32.tflite"))
+    lite_out = lite({"image": pixels[None], "text": np.array([ids], np.int32)})
+    np.testing.assert_allclose(lite_out["probabilities"], out["probabilities"].numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_next_export_is_a_new_version_and_a_failed_check_publishes_nothing(run):
+    out = os.path.join(run["out"], "api")
+    first = export(run["dir"], out=out, name="shapes", formats="tflite", validate="inline")
+    # The run's config.json names its data: validation used the test split, not samples.
+    assert first.version == 1 and first.card["validation"]["inputs"]["validation"] == "data"
+    stamp = os.path.getmtime(first.artifacts["tflite_float32"])
+    second = export(run["dir"], out=out, name="shapes", formats=["tflite"], validate="inline")
+    assert second.version == 2 and second.path.endswith(os.path.join("shapes", "2"))
+    assert os.path.getmtime(first.artifacts["tflite_float32"]) == stamp
+    with pytest.raises(ValueError, match="already exists"):
+        export(run["dir"], out=out, name="shapes", formats="tflite", version=1, validate=False)
+
+    with pytest.raises(ExportValidationError) as info:
+        export(run["dir"], out=out, name="shapes", formats="tflite", quantize="dynamic",
+               min_agreement=1.01, validate="inline")
+    message = str(info.value)
+    assert "nothing was published" in message
+    assert "tflite_dynamic: top-1 agreement" in message and "< 101%" in message
+    failed = {c["check"]: c for c in info.value.report["checks"]}
+    assert failed["tflite_float32"]["passed"] and not failed["tflite_dynamic"]["passed"]
+    assert sorted(os.listdir(os.path.join(out, "shapes"))) == [".mmzoo-export.lock", "1", "2"]
+
+
+def test_bad_arguments_are_refused_before_any_work(run, tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown formats \['onnx'\]"):
+        export(run["dir"], out=str(tmp_path), formats="saved_model,onnx")
+    with pytest.raises(ValueError, match=r"Unknown quantizations \['int4'\]"):
+        export(run["dir"], out=str(tmp_path), quantize="int4")
+    with pytest.raises(ValueError, match="needs 'tflite' in formats"):
+        export(run["dir"], out=str(tmp_path), formats="saved_model", quantize="int8")
+    with pytest.raises(ValueError, match=r"name must be"):
+        export(run["dir"], out=str(tmp_path), name="../evil")
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"not a run directory: \['model.keras', 'data_spec.json'\] missing"):
+        export(str(empty), out=str(tmp_path))
+    model = mmzoo.build("cnn_gru_concat", compile=False, image_shape=(32, 32, 3), seq_len=8, vocab_size=50)
+    with pytest.raises(ValueError, match="no vocabulary"):
+        export(model, out=str(tmp_path), formats="tflite")
+    assert not glob.glob(str(tmp_path / "**" / "[0-9]*"), recursive=True)
+
+
+def test_importing_mmzoo_export_does_not_import_tensorflow():
+    code = ("import sys, argparse, mmzoo, mmzoo.export; from mmzoo.export.cli import add_export_commands; "
+            "p = argparse.ArgumentParser(); add_export_commands(p.add_subparsers()); "
+            "assert callable(mmzoo.export); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
