@@ -229,6 +229,8 @@ def train(
     >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", epochs=10, out="runs/exp1")  # doctest: +SKIP
     """
     started = time.time()
+    if verbose == "auto":  # a progress bar with ETA in a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
     if precision not in PRECISIONS:
         raise RunError(f"precision must be one of {list(PRECISIONS)}. Received: {precision!r}")
     if not isinstance(epochs, int) or epochs < 1:
