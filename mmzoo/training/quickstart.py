@@ -18,7 +18,7 @@ def _export_if_available(run) -> Optional[str]:
     except ImportError:
         return None
     result = export_lib.export(run.root, out=os.path.join(run.root, "export"), name="shapes_vqa")
-    return str(result)
+    return result.summary()
 
 
 def quickstart(
