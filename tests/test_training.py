@@ -222,3 +222,18 @@ def test_mixed_precision_and_xla_options(small_data, tmp_path):
     import keras
 
     assert keras.mixed_precision.global_policy().name == "float32", "the global policy is restored"
+
+
+@pytest.mark.slow
+def test_quickstart_small_end_to_end(tfds_dir, tmp_path, capsys):
+    from mmzoo.training.cli import main
+
+    out = str(tmp_path / "qs")
+    assert main(["quickstart", "--size", "small", "--epochs", "1", "--out", out, "--data-dir", tfds_dir]) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy:" in printed and "modality ablation" in printed
+    assert "published shapes_vqa version 1" in printed
+    run = Run(out)
+    assert run.spec.modalities == ("audio", "image", "text")
+    assert os.path.exists(os.path.join(out, "export", "shapes_vqa", "1", "saved_model.pb"))
+    assert run.config["preset"] == "cnn_gru_melcnn_film"
