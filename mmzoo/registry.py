@@ -48,7 +48,7 @@ class Registry:
     def add(self, name: str, obj: Any, **meta: Any) -> None:
         if name in self._items and self._items[name] is not obj:
             raise ValueError(
-                f"A {self.kind} named {name!r} is already registered "
+                f"The name {name!r} is already registered as a {self.kind} "
                 f"({_describe(self._items[name])}). Pick another name."
             )
         self._items[name] = obj

@@ -212,12 +212,14 @@ def test_sigkill_mid_run_then_rerun_resumes_and_finishes(tfds_dir, tmp_path):
     assert [row["epoch"] for row in run.metrics["history"]] == [1, 2, 3, 4]
 
 
-def test_mixed_precision_and_xla_options(small_data, tmp_path):
+def test_mixed_precision_option(small_data, tmp_path):
+    # (XLA: `jit=True` compiles the same train step; the jit tests in test_models.py cover
+    # every custom layer under jit_compile, at a fraction of this test's cost.)
     run = mmzoo.train("cnn_gru_concat", small_data, epochs=1, out=str(tmp_path / "bf16"), precision="mixed_bfloat16",
-                      jit=True, batch_size=128, verbose=0)
+                      batch_size=128, verbose=0)
     model = run.model
     assert model.get_layer("fusion").dtype_policy.name == "mixed_bfloat16"
-    assert run.config["precision"] == "mixed_bfloat16" and run.config["jit"] is True
+    assert run.config["precision"] == "mixed_bfloat16"
     assert np.isfinite(run.metrics["test"]["loss"])
     import keras
 

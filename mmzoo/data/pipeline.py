@@ -662,7 +662,21 @@ def from_manifest(
         cols["label"] = encode_labels([parsed[r.row]["label"] for r in srows], spec)
         columns_out[split] = cols
         report.kept[split] = len(srows)
-    return ManifestData(spec, report, columns_out, resample=resample)
+    data = ManifestData(spec, report, columns_out, resample=resample)
+    # How to open the same rows again (a run records it; evaluation and export reopen it with
+    # the run's saved spec). Settings the spec holds are not repeated here.
+    options = dict(
+        modalities=list(modalities) if modalities else None, task=task, resample=resample,
+        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, root=root, columns=columns,
+        format=format, allow_absolute_paths=allow_absolute_paths, on_error=on_error, validate=validate,
+    )
+    data.source = {
+        "kind": "manifest",
+        "path": os.path.abspath(path),
+        "description": str(path),
+        "options": {k: v for k, v in options.items() if v is not None},
+    }
+    return data
 
 
 class _RowProblem(Exception):

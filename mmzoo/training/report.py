@@ -8,13 +8,23 @@ from typing import List, Optional
 import numpy as np
 
 
+class _Figures:
+    """Figures drawn without pyplot, so a notebook's inline backend is left alone."""
+
+    @staticmethod
+    def subplots(*args, **kwargs):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=kwargs.pop("figsize", None))
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig):
+        pass
+
+
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def plot_history(history: List[dict], path: str) -> Optional[str]:

@@ -50,12 +50,10 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
         if not os.path.exists(source):
             raise RunError(f"Data {source!r} is neither a manifest file nor a built-in dataset "
                            f"({', '.join(_builtin_datasets())}).")
-        data = mmzoo.data.from_manifest(source, spec=spec, **kwargs)
-        data.source = {"kind": "manifest", "path": os.path.abspath(source), "description": source}
-        return data
+        return mmzoo.data.from_manifest(source, spec=spec, **kwargs)
     kind = source.get("kind")
     if kind == "manifest":
-        return open_data(source["path"], spec=spec, **kwargs)
+        return open_data(source["path"], spec=spec, **{**source.get("options", {}), **kwargs})
     if kind == "tfds":
         data = mmzoo.data.from_tfds(source["name"], mapping=source["mapping"], data_dir=source.get("data_dir"),
                                     spec=spec, **kwargs)
