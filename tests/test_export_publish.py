@@ -121,7 +121,9 @@ def test_next_export_is_a_new_version_and_a_failed_check_publishes_nothing(run):
     assert first.version == 1 and first.card["validation"]["inputs"]["validation"] == "data"
     stamp = os.path.getmtime(first.artifacts["tflite_float32"])
     second = export(run["dir"], out=out, name="shapes", formats=["tflite"], validate="inline")
-    assert second.version == 2 and second.path.endswith(os.path.join("shapes", "2"))
+    # TFLite-only versions take non-numeric folders: TF Serving loads every numeric one.
+    assert first.path.endswith(os.path.join("shapes", "litert-1"))
+    assert second.version == 2 and second.path.endswith(os.path.join("shapes", "litert-2"))
     assert os.path.getmtime(first.artifacts["tflite_float32"]) == stamp
     with pytest.raises(ValueError, match="already exists"):
         export(run["dir"], out=out, name="shapes", formats="tflite", version=1, validate=False)
@@ -134,7 +136,7 @@ def test_next_export_is_a_new_version_and_a_failed_check_publishes_nothing(run):
     assert "tflite_dynamic: top-1 agreement" in message and "< 101%" in message
     failed = {c["check"]: c for c in info.value.report["checks"]}
     assert failed["tflite_float32"]["passed"] and not failed["tflite_dynamic"]["passed"]
-    assert sorted(os.listdir(os.path.join(out, "shapes"))) == [".mmzoo-export.lock", "1", "2"]
+    assert sorted(os.listdir(os.path.join(out, "shapes"))) == [".mmzoo-export.lock", "litert-1", "litert-2"]
 
 
 def test_bad_arguments_are_refused_before_any_work(run, tmp_path):

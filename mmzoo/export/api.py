@@ -3,7 +3,8 @@ atomically as ``<out>/<name>/<version>/``.
 
 Layout of a published version::
 
-    <out>/<name>/<version>/
+    <out>/<name>/<version>/                            (``litert-<version>`` for a TFLite-only export,
+                                                        so TF Serving never tries to load it)
         saved_model.pb, variables/, fingerprint.pb     the SavedModel (TF Serving loads this)
         assets.extra/tf_serving_warmup_requests        PredictionLog records
         assets.extra/mmzoo.json                        the model card
@@ -202,9 +203,9 @@ def export(
 
     # ------------------------------------------------------------- staging
     model_root = os.path.join(os.fspath(out), name)
-    if version is not None and os.path.exists(os.path.join(model_root, str(int(version)))):
+    if version is not None and int(version) in existing_versions(model_root):
         raise ValueError(
-            f"{os.path.join(model_root, str(int(version)))} already exists; a published version is "
+            f"Version {int(version)} already exists in {model_root}; a published version is "
             "never overwritten. Leave version=None to publish the next one."
         )
     os.makedirs(model_root, exist_ok=True)
@@ -347,11 +348,28 @@ def _resolve_data(data, src, spec):
     return data
 
 
+LITE_ONLY_PREFIX = "litert-"
+
+
+def version_folder(version: int, formats) -> str:
+    """``<version>`` when the version holds a SavedModel; ``litert-<version>`` otherwise.
+
+    TF Serving loads every numeric folder under the model's base path, so a TFLite-only
+    export must not take a numeric name there.
+    """
+    return str(int(version)) if "saved_model" in formats else f"{LITE_ONLY_PREFIX}{int(version)}"
+
+
 def existing_versions(model_root: str) -> List[int]:
-    """Integer versions already published under ``<out>/<name>``."""
+    """Integer versions already published under ``<out>/<name>`` (``N`` and ``litert-N``)."""
     if not os.path.isdir(model_root):
         return []
-    return sorted(int(d) for d in os.listdir(model_root) if d.isdigit() and os.path.isdir(os.path.join(model_root, d)))
+    found = []
+    for d in os.listdir(model_root):
+        number = d[len(LITE_ONLY_PREFIX):] if d.startswith(LITE_ONLY_PREFIX) else d
+        if number.isdigit() and os.path.isdir(os.path.join(model_root, d)):
+            found.append(int(number))
+    return sorted(found)
 
 
 @contextlib.contextmanager
@@ -391,9 +409,9 @@ def _publish(model_root: str, staging: str, version: Optional[int], card: dict, 
             version = (max(taken) + 1) if taken else 1
         elif int(version) < 1:
             raise ValueError(f"version must be a positive integer. Received: {version}")
-        final = os.path.join(model_root, str(int(version)))
-        if os.path.exists(final):
-            raise ExportError(f"{final} already exists; a published version is never overwritten.")
+        final = os.path.join(model_root, version_folder(version, formats))
+        if int(version) in taken:
+            raise ExportError(f"Version {int(version)} already exists in {model_root}; a published version is never overwritten.")
         card["version"] = int(version)
         card["options"]["seconds"] = round(time.perf_counter() - started, 1)
         if "saved_model" in formats:
