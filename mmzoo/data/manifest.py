@@ -111,6 +111,14 @@ def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> 
     return mapping
 
 
+def _first_utf8_problem(values: dict):
+    """``(column, readable value, reason)`` for the first value that is not valid UTF-8."""
+    for c, v in values.items():
+        if _utf8_problem(v):
+            return c, v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "is not valid UTF-8"
+    return None
+
+
 def _utf8_problem(value) -> bool:
     return isinstance(value, str) and bool(_SURROGATE.search(value))
 
@@ -159,16 +167,7 @@ def read_manifest(
         mapping = _column_map(header, columns, source)
         for i, (line_no, obj, err) in enumerate(parsed, start=1):
             values = {c: obj.get(name) for c, name in mapping.items()}
-            if err is None:
-                for c, v in values.items():
-                    if _utf8_problem(v):
-                        err = (
-                            c,
-                            v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                            "is not valid UTF-8",
-                        )
-                        break
-            rows.append(RawRow(i, line_no, values, err))
+            rows.append(RawRow(i, line_no, values, err or _first_utf8_problem(values)))
     else:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",")
         try:
@@ -207,16 +206,7 @@ def read_manifest(
                     f"the row has {len(fields)} fields but the header has {len(header)}",
                 )
             values = {c: (fields[j] if j < len(fields) else None) for c, j in index.items()}
-            if err is None:
-                for c, v in values.items():
-                    if _utf8_problem(v):
-                        err = (
-                            c,
-                            v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                            "is not valid UTF-8",
-                        )
-                        break
-            rows.append(RawRow(i, start, values, err))
+            rows.append(RawRow(i, start, values, err or _first_utf8_problem(values)))
         if not rows:
             raise DataError(f"{source}: the manifest has a header but no rows.")
     ignored = [h for h in header if h not in mapping.values()]
