@@ -12,11 +12,9 @@ QUICKSTART_SETTINGS = {
 }
 
 
-def _export_if_available(run) -> Optional[str]:
-    try:
-        from mmzoo import export as export_lib
-    except ImportError:
-        return None
+def _export(run) -> Optional[str]:
+    from mmzoo import export as export_lib
+
     result = export_lib.export(run.root, out=os.path.join(run.root, "export"), name="shapes_vqa")
     return result.summary()
 
@@ -56,6 +54,6 @@ def quickstart(
         schedule="cosine",
         seed=seed,
         overwrite=RunDirectory(out).is_finished(),
-        after_training=_export_if_available if export else None,
+        after_training=_export if export else None,
         verbose=verbose,
     )
