@@ -26,7 +26,6 @@ PRESET_KEYS = {
     "head_options",
     "defaults",
     "params",
-    "weights",
 }
 
 REFERENCES = {

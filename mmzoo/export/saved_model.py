@@ -65,6 +65,13 @@ def _checked_map(name: str, data, fn, shape, dtype, reason: str):
     ids, values = ids[:-1], values[:-1]
     present = tf.scatter_nd(tf.expand_dims(ids, 1), tf.ones_like(ids), tf.expand_dims(n, 0))
     bad = tf.where(tf.equal(present, 0))[:, 0]
+    return _reject_positions(name, values, bad, reason)
+
+
+def _reject_positions(name: str, value, bad, reason: str):
+    """``value`` once ``bad`` (batch positions) is empty; else InvalidArgument naming the input."""
+    import tensorflow as tf
+
     check = tf.debugging.Assert(
         tf.equal(tf.size(bad), 0),
         [f"Invalid input <{name}>: {reason}. Positions in the batch:", bad],
@@ -72,7 +79,7 @@ def _checked_map(name: str, data, fn, shape, dtype, reason: str):
         name=f"check_{name}",
     )
     with tf.control_dependencies([check]):
-        return tf.identity(values, name=name)
+        return tf.identity(value, name=name)
 
 
 class RawPreprocessor:
@@ -130,25 +137,13 @@ class RawPreprocessor:
             if "text" in spec.modalities:
                 ids = self.tokenizer(inputs["text"])
                 empty = tf.where(tf.equal(ids[:, 0], 0))[:, 0]
-                check = tf.debugging.Assert(
-                    tf.equal(tf.size(empty), 0),
-                    ["Invalid input <text>: empty text (no tokens after tokenization). "
-                     "Positions in the batch:", empty],
-                    summarize=32, name="check_text",
-                )
-                with tf.control_dependencies([check]):
-                    out["text"] = tf.identity(ids, name="text")
+                out["text"] = _reject_positions("text", ids, empty, "empty text (no tokens after tokenization)")
             if "tabular" in spec.modalities:
                 x = tf.convert_to_tensor(inputs["tabular"], tf.float32)
                 bad_rows = tf.where(tf.logical_not(tf.reduce_all(tf.math.is_finite(x), axis=-1)))[:, 0]
-                check = tf.debugging.Assert(
-                    tf.equal(tf.size(bad_rows), 0),
-                    ["Invalid input <tabular>: values must be finite numbers (no NaN or Inf). "
-                     "Positions in the batch:", bad_rows],
-                    summarize=32, name="check_tabular",
+                out["tabular"] = _reject_positions(
+                    "tabular", x, bad_rows, "values must be finite numbers (no NaN or Inf)"
                 )
-                with tf.control_dependencies([check]):
-                    out["tabular"] = tf.identity(x, name="tabular")
         return out
 
 

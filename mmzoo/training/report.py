@@ -8,32 +8,21 @@ from typing import List, Optional
 import numpy as np
 
 
-class _Figures:
-    """Figures drawn without pyplot, so a notebook's inline backend is left alone."""
+def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    """A Matplotlib figure and its axes, drawn without pyplot (a notebook's inline
+    backend is left alone)."""
+    from matplotlib.figure import Figure
 
-    @staticmethod
-    def subplots(*args, **kwargs):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=kwargs.pop("figsize", None))
-        return fig, fig.subplots(*args, **kwargs)
-
-    @staticmethod
-    def close(fig):
-        pass
-
-
-def _pyplot():
-    return _Figures
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def plot_history(history: List[dict], path: str) -> Optional[str]:
     """Training curves: each metric per epoch, train and validation side by side."""
     if not history:
         return None
-    plt = _pyplot()
     metrics = [k for k in history[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = _figure(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     epochs = [row["epoch"] for row in history]
     for ax, m in zip(axes[0], metrics):
         ax.plot(epochs, [row.get(m) for row in history], marker="o", label=f"train {m}")
@@ -46,17 +35,15 @@ def plot_history(history: List[dict], path: str) -> Optional[str]:
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_confusion(confusion, class_names, path: str) -> str:
     """A confusion matrix heat map with counts (rows: true class, columns: predicted)."""
-    plt = _pyplot()
     confusion = np.asarray(confusion)
     k = len(class_names)
     size = max(4.0, 0.45 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = _figure(figsize=(size, size))
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(k), class_names, rotation=60, ha="right")
     ax.set_yticks(range(k), class_names)
@@ -72,7 +59,6 @@ def plot_confusion(confusion, class_names, path: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
