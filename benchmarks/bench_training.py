@@ -16,9 +16,15 @@ concatenate; Dense(64); Dense(10)) at batch 64 on the same data, on the CPU with
 
 First each runs alone in its own process (--rounds times, for its peak RSS and an isolated
 speed); then all three run in one process, one epoch each in turn (--cycles times), so the
-slow phases this VM goes through hit them alike: the headline samples/s are the medians of
-those interleaved epochs and the ratio is the median of the per-cycle ratios. Results are
-printed and saved to benchmarks/results/training.json and training.png.
+machine's state hits them alike: the headline samples/s are the medians of those interleaved
+epochs and the ratio is the median of the per-cycle ratios. Results are printed and saved to
+benchmarks/results/training.json and training.png.
+
+Each epoch is one `fit` call, so each makes and tears down a tf.data iterator. With tf.data's
+autotuner on (Keras' own pipeline for numpy arrays, or `dataset(autotune=True)`), TF 2.21 can
+hold the teardown until the autotuner's current sleep ends (10 ms doubling up to 60 s): a
+1.5 s epoch then takes 2.55 s, at random. mmzoo's pipelines run without the autotuner;
+`--autotune` adds mmzoo with it on to the interleaved run to show the difference.
 """
 
 from __future__ import annotations
@@ -68,8 +74,7 @@ def time_epochs(run_epoch, n: int, epochs: int) -> list:
 
 
 # --------------------------------------------------------------------------- workers
-def setup_mmzoo(n: int):
-    import numpy as np
+def setup_mmzoo(n: int, autotune: bool = False):
 
     import mmzoo
     from mmzoo.data.samples import encode_image
@@ -88,8 +93,12 @@ def setup_mmzoo(n: int):
     data = mmzoo.data.from_manifest(os.path.join(folder, "train.csv"), image_size=(SIZE, SIZE), seq_len=SEQ_LEN,
                                     max_vocab_size=VOCAB - 2)  # + padding and OOV ids
     model = mmzoo.build("cnn_gru_concat", **{**data.model_kwargs(), "vocab_size": VOCAB}, seed=0)
-    ds = data.dataset("train", batch_size=BATCH, shuffle=True, seed=0, cache="memory")
+    ds = data.dataset("train", batch_size=BATCH, shuffle=True, seed=0, cache="memory", autotune=autotune)
     return (lambda: model.fit(ds, epochs=1, verbose=0)), int(model.count_params())
+
+
+def setup_mmzoo_autotune(n: int):
+    return setup_mmzoo(n, autotune=True)
 
 
 def setup_keras(n: int):
@@ -160,6 +169,8 @@ def setup_torch(n: int):
 
 
 SETUPS = {"mmzoo": setup_mmzoo, "keras": setup_keras, "torch": setup_torch}
+#: with --autotune: mmzoo's pipeline with tf.data's autotuner on (interleaved run only)
+EXTRA = {"mmzoo_autotune": setup_mmzoo_autotune}
 
 
 def isolated_worker(name: str, n: int, epochs: int) -> dict:
@@ -168,14 +179,14 @@ def isolated_worker(name: str, n: int, epochs: int) -> dict:
     return {"samples_per_s": time_epochs(run_epoch, n, epochs), "params": params, "peak_rss_mib": peak_rss_mib()}
 
 
-def interleaved(n: int, cycles: int) -> dict:
+def interleaved(n: int, cycles: int, autotune: bool = False) -> dict:
     """All three in one process, one epoch each in turn, so slow phases of the machine
     (this VM's throughput drops to a plateau from time to time) hit them alike.
 
     Returns per-framework epoch throughputs and, per cycle, mmzoo's ratio to each.
     """
     trainers = {}
-    for name, setup in SETUPS.items():
+    for name, setup in {**SETUPS, **(EXTRA if autotune else {})}.items():
         try:
             trainers[name] = setup(n)
         except ImportError as e:
@@ -195,11 +206,11 @@ def interleaved(n: int, cycles: int) -> dict:
             "params": {name: params for name, (_, params) in trainers.items()}}
 
 
-def run_worker(name: Optional[str], n: int, epochs: int, cycles: int = 0) -> dict:
+def run_worker(name: Optional[str], n: int, epochs: int, cycles: int = 0, autotune: bool = False) -> dict:
     """Run a benchmark process: one framework alone, or (name None) all three interleaved."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE",
            "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}
-    mode = ["--worker", name] if name else ["--interleaved", "--cycles", str(cycles)]
+    mode = ["--worker", name] if name else ["--interleaved", "--cycles", str(cycles)] + ["--autotune"] * autotune
     out = subprocess.run([sys.executable, __file__, *mode, "--examples", str(n), "--epochs", str(epochs)],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -216,7 +227,7 @@ def plot(summary: dict, path: str) -> None:
     names = [k for k in summary if "median_samples_per_s" in summary[k]]
     values = [summary[k]["median_samples_per_s"] for k in names]
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    bars = ax.bar(names, values, color=["#2a7", "#888", "#c64"][: len(names)])
+    bars = ax.bar(names, values, color=["#2a7", "#888", "#c64", "#8c8"][: len(names)])
     for bar, v in zip(bars, values):
         ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.0f}", ha="center", va="bottom")
     ax.set_ylabel("training samples/s (batch 64)")
@@ -234,13 +245,15 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", choices=sorted(SETUPS))
     parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cycles", type=int, default=6, help="interleaved epochs per framework")
+    parser.add_argument("--autotune", action="store_true",
+                        help="also run mmzoo's pipeline with tf.data's autotuner on (interleaved)")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(isolated_worker(args.worker, args.examples, args.epochs)))
         return 0
 
     if args.interleaved:
-        print(json.dumps(interleaved(args.examples, args.cycles)))
+        print(json.dumps(interleaved(args.examples, args.cycles, args.autotune)))
         return 0
 
     samples = {name: [] for name in SETUPS}
@@ -263,22 +276,25 @@ def main(argv=None) -> int:
             summary[name]["isolated_median_samples_per_s"] = statistics.median(samples[name])
 
     # The headline: all three in one process, an epoch each in turn (see `interleaved`).
-    inter = run_worker(None, args.examples, 0, cycles=args.cycles)
+    inter = run_worker(None, args.examples, 0, cycles=args.cycles, autotune=args.autotune)
     if "error" in inter:
         print(f"interleaved run failed: {inter['error']}")
         return 1
     for name, rates in inter["samples_per_s"].items():
+        summary.setdefault(name, {"params": inter["params"][name]})
         summary[name]["median_samples_per_s"] = statistics.median(rates)
         summary[name]["interleaved_samples_per_s"] = rates
     ratios = {k: statistics.median(v) for k, v in inter["mmzoo_ratio_per_cycle"].items()}
     print(f"\ninterleaved ({args.cycles} cycles):")
-    print(f"{'':8s} {'samples/s':>10s} {'isolated':>9s} {'params':>10s} {'peak RSS':>10s}")
+    print(f"{'':15s} {'samples/s':>10s} {'isolated':>9s} {'params':>10s} {'peak RSS':>10s}")
     for name, s in summary.items():
         if "median_samples_per_s" not in s:
-            print(f"{name:8s} unavailable: {s.get('error')}")
+            print(f"{name:15s} unavailable: {s.get('error')}")
             continue
-        print(f"{name:8s} {s['median_samples_per_s']:10.1f} {s.get('isolated_median_samples_per_s', 0):9.1f} "
-              f"{s.get('params', 0):>10,d} {s.get('peak_rss_mib', 0):8.0f} MiB")
+        isolated = s.get("isolated_median_samples_per_s")
+        rss = s.get("peak_rss_mib")
+        print(f"{name:15s} {s['median_samples_per_s']:10.1f} {f'{isolated:.1f}' if isolated else '-':>9s} "
+              f"{s.get('params', 0):>10,d} {f'{rss:.0f} MiB' if rss else '-':>10s}")
     for other, r in ratios.items():
         print(f"mmzoo / {other}: {r:.2f}x (median of per-cycle ratios)")
     if "torch" in ratios:

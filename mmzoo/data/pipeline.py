@@ -1,7 +1,7 @@
 """The data object (`MultimodalData`) and `from_manifest`.
 
 `MultimodalData.dataset` builds a ``tf.data.Dataset`` of ``(features, label)``: read, shard,
-shuffle, decode in parallel (AUTOTUNE), cache (memory or file), batch, prefetch.
+shuffle, decode in parallel (one call per CPU core), cache (memory or file), batch, prefetch.
 Backends (manifest, TFDS, TFRecord) only say how to read raw elements and preprocess one.
 """
 
@@ -31,6 +31,32 @@ from mmzoo.data.validation import (
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+def cpu_parallelism() -> int:
+    """CPU cores this process may run on (the parallel calls of a pipeline without autotune)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def pipeline_options(*, autotune: bool = False, deterministic: bool = True) -> tf.data.Options:
+    """``tf.data.Options`` for mmzoo pipelines: the tf.data autotuner off by default.
+
+    With the autotuner on, tearing down an iterator (Keras does it after every epoch, for the
+    training and the validation data) can wait for the autotuner's current sleep, which doubles
+    from 10 ms up to 60 s: on TF 2.21 a 1.5 s epoch ended up to 1 s late, at random
+    (`benchmarks/bench_training.py --autotune` shows it). Without it, parallel stages use one
+    call per core, which is what the autotuner converges to for decoding on a CPU host.
+
+    Example:
+    >>> ds = tf.data.Dataset.range(8).with_options(pipeline_options())  # doctest: +SKIP
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    options.deterministic = deterministic
+    return options
 DEFAULTS = {
     "image_size": (64, 64),
     "image_channels": 3,
@@ -143,6 +169,7 @@ class MultimodalData:
         num_shards: int = 1,
         shard_index: int = 0,
         prefetch: bool = True,
+        autotune: bool = False,
     ) -> tf.data.Dataset:
         """A ``tf.data.Dataset`` of ``(features dict, label)`` for one split.
 
@@ -157,6 +184,8 @@ class MultimodalData:
             repeat: repeat forever (for ``steps_per_epoch`` training).
             num_shards, shard_index: read only every ``num_shards``-th example starting at
                 ``shard_index`` (multi-worker input; shards are disjoint).
+            autotune: let tf.data's autotuner pick parallelism and buffers (off by default: see
+                `pipeline_options`; the default runs one decode call per core).
 
         Example:
         >>> ds = data.dataset("train", batch_size=64, shuffle=True, seed=0)  # doctest: +SKIP
@@ -175,7 +204,8 @@ class MultimodalData:
         if shuffle and not cache_on:
             buffer = shuffle_buffer or self.raw_shuffle_buffer or n
             ds = ds.shuffle(min(buffer, n), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(self._preprocess, num_parallel_calls=AUTOTUNE)
+        calls = AUTOTUNE if autotune else cpu_parallelism()
+        ds = ds.map(self._preprocess, num_parallel_calls=calls)
         if cache_on:
             if isinstance(cache, str) and cache != "memory":
                 digest = hashlib.sha1(self.spec.to_json().encode("utf-8")).hexdigest()[:10]
@@ -190,12 +220,10 @@ class MultimodalData:
         if repeat:
             ds = ds.repeat()
         if batch_size is not None:
-            ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=calls)
         if prefetch:
-            ds = ds.prefetch(AUTOTUNE)
-        options = tf.data.Options()
-        options.deterministic = not (shuffle and seed is None)
-        return ds.with_options(options)
+            ds = ds.prefetch(AUTOTUNE)  # without the autotuner: grows on its own while the consumer waits
+        return ds.with_options(pipeline_options(autotune=autotune, deterministic=not (shuffle and seed is None)))
 
     def dataset_fn(
         self, split: str = "train", global_batch_size: int = 32, **kwargs
@@ -314,9 +342,9 @@ def _decode_failures(paths: List[str], fn) -> Dict[int, str]:
         return {}
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
     ds = ds.map(
-        lambda i, p: (i, fn(tf.io.read_file(p))), num_parallel_calls=AUTOTUNE, deterministic=False
+        lambda i, p: (i, fn(tf.io.read_file(p))), num_parallel_calls=cpu_parallelism(), deterministic=False
     )
-    ds = ds.map(lambda i, x: i).ignore_errors(log_warning=False)
+    ds = ds.map(lambda i, x: i).ignore_errors(log_warning=False).with_options(pipeline_options(deterministic=False))
     ok = set(int(i) for i in ds.as_numpy_iterator())
     failures = {}
     for i, path in enumerate(paths):

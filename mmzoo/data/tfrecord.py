@@ -20,7 +20,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from mmzoo.spec import DataSpec
-from mmzoo.data.pipeline import AUTOTUNE, MultimodalData
+from mmzoo.data.pipeline import MultimodalData, cpu_parallelism
 from mmzoo.data.validation import DataReport
 
 FORMAT = "mmzoo-tfrecord"
@@ -90,7 +90,7 @@ def to_tfrecord(data: MultimodalData, out_dir: str, shards: int = 4) -> Dict[str
                 f["image"] = tf.io.encode_png(tf.cast(f["image"], tf.uint8))
                 return f, y
 
-            ds = ds.map(encode, num_parallel_calls=AUTOTUNE)
+            ds = ds.map(encode, num_parallel_calls=cpu_parallelism())
         n_files = min(shards, n)
         paths = [
             os.path.join(out_dir, f"{split}-{i:05d}-of-{n_files:05d}.tfrecord")
