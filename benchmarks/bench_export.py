@@ -1,7 +1,7 @@
 """Export benchmark: latency, throughput and size of every artifact of the default preset.
 
-    python benchmarks/bench_export.py                 # cnn_gru_concat, default shapes
-    python benchmarks/bench_export.py --preset cnn_gru_melcnn_concat --repeats 20
+    python benchmarks/bench_export.py                 # the quickstart's preset, default shapes
+    python benchmarks/bench_export.py --preset cnn_gru_concat --repeats 20
 
 Prints, on the same inputs: batch-1 latency (median ms) and batch-64 throughput (examples/s)
 of the Keras model call, the SavedModel signatures (raw-input ``serving_default``,
@@ -44,7 +44,7 @@ def directory_size(path: str) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="cnn_gru_concat")
+    parser.add_argument("--preset", default=None, help="default: the quickstart's preset")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all cores)")
     args = parser.parse_args(argv)
@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     import mmzoo
+    from mmzoo.training.quickstart import DEFAULT_PRESET
+
+    args.preset = args.preset or DEFAULT_PRESET
     from mmzoo.export.examples import preprocess_examples, random_inputs, raw_batch, synthetic_examples
     from mmzoo.export.saved_model import write_saved_model
     from mmzoo.export.source import serving_model

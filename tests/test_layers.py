@@ -114,20 +114,24 @@ class FastGRUConformanceTest(MmzooTestCase):
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("unroll", [False, True])
-def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll):
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll, zero_output_for_mask):
+    """FastGRU (looped or unrolled) against the stock GRU's looped path, the one training runs."""
     import keras
 
     from mmzoo.layers import FastGRU
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 6, 5)).astype("float32")
-    mask = np.ones((3, 6), bool)
+    x = rng.standard_normal((4, 6, 5)).astype("float32")
+    mask = np.ones((4, 6), bool)
     mask[0, 4:] = False
     mask[1, 1:] = False
-    kw = dict(units=4, return_sequences=return_sequences, go_backwards=go_backwards, unroll=unroll)
+    mask[2, :2] = False  # leading padding
+    kw = dict(units=4, return_sequences=return_sequences, go_backwards=go_backwards,
+              zero_output_for_mask=zero_output_for_mask)
     ref = keras.layers.GRU(**kw)
     ref.build(x.shape)
-    fast = FastGRU(**kw)
+    fast = FastGRU(**kw, unroll=unroll)
     fast.build(x.shape)
     fast.set_weights(ref.get_weights())
     np.testing.assert_allclose(fast(x, mask=mask), ref(x, mask=mask), atol=1e-6)

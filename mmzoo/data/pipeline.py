@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from mmzoo.host import cpu_parallelism
 from mmzoo.spec import MODALITIES, DataSpec
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
@@ -31,14 +32,6 @@ from mmzoo.data.validation import (
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def cpu_parallelism() -> int:
-    """CPU cores this process may run on (the parallel calls of a pipeline without autotune)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def pipeline_options(*, autotune: bool = False, deterministic: bool = True) -> tf.data.Options:

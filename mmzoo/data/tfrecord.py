@@ -20,7 +20,8 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from mmzoo.spec import DataSpec
-from mmzoo.data.pipeline import MultimodalData, cpu_parallelism
+from mmzoo.data.pipeline import MultimodalData
+from mmzoo.host import cpu_parallelism
 from mmzoo.data.validation import DataReport
 
 FORMAT = "mmzoo-tfrecord"

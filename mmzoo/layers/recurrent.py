@@ -60,6 +60,8 @@ class FastGRU(keras.layers.GRU):
             h = z * h_tm1 + (1 - z) * hh
             return h, [h]
 
+        if self.unroll and sequences.shape[1] is not None:
+            return self._unrolled(step, projected, initial_state, mask)
         return keras_backend.rnn(
             step,
             projected,
@@ -71,6 +73,32 @@ class FastGRU(keras.layers.GRU):
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )
+
+
+    def _unrolled(self, step, projected, state, mask):
+        """The time loop written out, with the semantics of ``keras.backend.rnn(unroll=True)``:
+        a masked step keeps the previous state and output (the output starts at zero). The mask
+        is applied as ``new * m + old * (1 - m)`` with m in {0, 1}, exact for finite values."""
+        steps = projected.shape[1]
+        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
+        keep = None if mask is None else ops.cast(mask, projected.dtype)
+        outputs, output = [], None
+        for t in order:
+            h, _ = step(projected[:, t, :], [state])
+            if keep is None:
+                output = state = h
+            else:
+                m = keep[:, t : t + 1]
+                output = h * m if output is None else h * m + output * (1 - m)
+                state = h * m + state * (1 - m)
+            outputs.append(output)
+        last = output
+        if keep is not None and self.zero_output_for_mask:
+            last_mask = keep[:, order[-1] : order[-1] + 1]
+            last = last * last_mask
+            outputs = [o * keep[:, t : t + 1] for o, t in zip(outputs, order)]
+        stacked = ops.stack(outputs, axis=1) if self.return_sequences else ops.expand_dims(last, 1)
+        return last, stacked, [state]
 
 
 def _gpu_visible() -> bool:
