@@ -180,8 +180,8 @@ def isolated_worker(name: str, n: int, epochs: int) -> dict:
 
 
 def interleaved(n: int, cycles: int, autotune: bool = False) -> dict:
-    """All three in one process, one epoch each in turn, so slow phases of the machine
-    (this VM's throughput drops to a plateau from time to time) hit them alike.
+    """All three in one process, one epoch each in turn, so a busy or slow phase of the
+    machine hits them alike.
 
     Returns per-framework epoch throughputs and, per cycle, mmzoo's ratio to each.
     """
