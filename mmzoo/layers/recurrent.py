@@ -76,27 +76,27 @@ class FastGRU(keras.layers.GRU):
 
 
     def _unrolled(self, step, projected, state, mask):
-        """The time loop written out, with the semantics of ``keras.backend.rnn(unroll=True)``:
-        a masked step keeps the previous state and output (the output starts at zero). The mask
-        is applied as ``new * m + old * (1 - m)`` with m in {0, 1}, exact for finite values."""
+        """The time loop written out, with the semantics of the looped GRU: a masked step keeps
+        the previous state and output (the output starts at zero). The mask is sliced per step
+        and broadcast by ``where`` (no per-step tiling: fewer ops in a TFLite graph)."""
         steps = projected.shape[1]
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
-        keep = None if mask is None else ops.cast(mask, projected.dtype)
-        outputs, output = [], None
+        keep = None if mask is None else ops.cast(mask, "bool")
+        outputs, masks, output = [], [], None
         for t in order:
             h, _ = step(projected[:, t, :], [state])
             if keep is None:
                 output = state = h
             else:
                 m = keep[:, t : t + 1]
-                output = h * m if output is None else h * m + output * (1 - m)
-                state = h * m + state * (1 - m)
+                output = ops.where(m, h, 0.0 if output is None else output)
+                state = ops.where(m, h, state)
+                masks.append(m)
             outputs.append(output)
         last = output
         if keep is not None and self.zero_output_for_mask:
-            last_mask = keep[:, order[-1] : order[-1] + 1]
-            last = last * last_mask
-            outputs = [o * keep[:, t : t + 1] for o, t in zip(outputs, order)]
+            last = ops.where(masks[-1], last, 0.0)
+            outputs = [ops.where(m, o, 0.0) for o, m in zip(outputs, masks)]
         stacked = ops.stack(outputs, axis=1) if self.return_sequences else ops.expand_dims(last, 1)
         return last, stacked, [state]
 
