@@ -50,6 +50,8 @@ def pipeline_options(*, autotune: bool = False, deterministic: bool = True) -> t
     options.autotune.enabled = autotune
     options.deterministic = deterministic
     return options
+
+
 DEFAULTS = {
     "image_size": (64, 64),
     "image_channels": 3,

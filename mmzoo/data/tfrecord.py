@@ -19,10 +19,10 @@ from typing import Dict, Optional
 
 import tensorflow as tf
 
-from mmzoo.spec import DataSpec
 from mmzoo.data.pipeline import MultimodalData
-from mmzoo.host import cpu_parallelism
 from mmzoo.data.validation import DataReport
+from mmzoo.host import cpu_parallelism
+from mmzoo.spec import DataSpec
 
 FORMAT = "mmzoo-tfrecord"
 VERSION = 1

@@ -60,11 +60,11 @@ def _checked_map(name: str, data, fn, shape, dtype, reason: str):
     n = tf.shape(data, out_type=tf.int64)[0]
     ds = tf.data.Dataset.from_tensor_slices((tf.range(n), data))
     ds = ds.map(lambda i, b: (i, fn(b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    # Without the autotuner AUTOTUNE means one call per core of the serving host, and no
-    # autotuning thread is started (and waited for) on every request.
     ds = ds.ignore_errors()
     # A sentinel keeps the batch non-empty when every example failed.
     sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros(shape, dtype)))
+    # Without the autotuner, AUTOTUNE means one call per core of the serving host, and no
+    # autotuning thread is started (and waited for) on every request.
     ds = ds.concatenate(sentinel).batch(n + 1).with_options(pipeline_options())
     ids, values = ds.get_single_element()
     ids, values = ids[:-1], values[:-1]

@@ -74,7 +74,6 @@ class FastGRU(keras.layers.GRU):
             return_all_outputs=self.return_sequences,
         )
 
-
     def _unrolled(self, step, projected, state, mask):
         """The time loop written out, with the semantics of the looped GRU: a masked step keeps
         the previous state and output (the output starts at zero). The mask is sliced per step
@@ -92,7 +91,8 @@ class FastGRU(keras.layers.GRU):
                 output = ops.where(m, h, 0.0 if output is None else output)
                 state = ops.where(m, h, state)
                 masks.append(m)
-            outputs.append(output)
+            if self.return_sequences:
+                outputs.append(output)
         last = output
         if keep is not None and self.zero_output_for_mask:
             last = ops.where(masks[-1], last, 0.0)
