@@ -75,6 +75,35 @@ def test_wav_mono_stereo_and_resampled(media):
         )
 
 
+@pytest.mark.parametrize("samples", [4000, 3000, 6000])  # exact, cropped, padded
+def test_batch_wav_decoder_takes_canonical_files_and_leaves_the_rest(media, samples):
+    spec = _spec(audio_samples=samples)
+    mono = (media / "red.wav").read_bytes()
+    files = {
+        "mono": mono,
+        "other mono": (media / "blue.wav").read_bytes(),
+        "short mono": mono[:40] + (400).to_bytes(4, "little") + mono[44:444],
+        "stereo": (media / "red.stereo.wav").read_bytes(),
+        "8 kHz": (media / "red.8k.wav").read_bytes(),
+        "chunk after data": mono + b"LIST\x04\x00\x00\x00abcd",
+        "truncated": (media / "truncated.wav").read_bytes(),
+        "no samples": (media / "zero.wav").read_bytes(),
+        "24-bit": (media / "pcm24.wav").read_bytes(),
+        "png": (media / "red.png").read_bytes(),
+        "empty": b"",
+    }
+    waves, ok = A.decode_wav_batch(tf.constant(list(files.values())), 16000, samples)
+    assert dict(zip(files, ok.numpy().tolist())) == {
+        name: name.endswith("mono") for name in files
+    }
+    for i, name in enumerate(files):
+        if ok[i]:
+            expected = A.preprocess_wav_bytes(tf.constant(files[name]), spec).numpy()
+            np.testing.assert_array_equal(waves[i].numpy(), expected, err_msg=name)
+        else:
+            assert not np.any(waves[i].numpy())
+
+
 def test_resampler_is_band_limited():
     rate_in, rate_out = 44100, 16000
     t = np.arange(rate_in) / rate_in

@@ -130,9 +130,12 @@ def test_bad_inputs_fail_with_invalid_argument_naming_the_input(exported):
     assert "Invalid input <image>" in _bad(loaded, batch, image=(0, b""))
     message = _bad(loaded, batch, text=(2, b"  \t "))
     assert "Invalid input <text>: empty text" in message and "[2]" in message
+    # The other files of the batch take the batch WAV decoder; positions are the batch's.
     assert "Invalid input <audio>" in _bad(loaded, batch, audio=(0, png))  # a PNG is not a WAV
-    assert "Invalid input <audio>" in _bad(loaded, batch, audio=(1, b"RIFF\x10\x00\x00\x00WAVEjunk"))
-    assert "Invalid input <audio>" in _bad(loaded, batch, audio=(3, _empty_wav()))
+    message = _bad(loaded, batch, audio=(1, b"RIFF\x10\x00\x00\x00WAVEjunk"))
+    assert "Invalid input <audio>" in message and "Positions in the batch:] [1]" in message
+    message = _bad(loaded, batch, audio=(3, _empty_wav()))
+    assert "Invalid input <audio>" in message and "Positions in the batch:] [3]" in message
     short = dict(batch, text=batch["text"][:2])
     with pytest.raises(tf.errors.InvalidArgumentError, match="same number of examples"):
         call(loaded, "serving_default", short)
@@ -156,6 +159,7 @@ def test_preprocess_signature_matches_data_pipeline_tokenizer_and_decoders(expor
     rows = synthetic_examples(spec, n=3, seed=4)
     rows[0]["text"] = "W1, w2 红色. W3!"
     rows[1]["text"] = "w7\u3000w8\tw9 UNKNOWN"
+    rows[2]["audio"] += b"LIST\x04\x00\x00\x00abcd"  # decoded one by one, the others at once
     out = call(loaded, "preprocess", raw_batch(rows, spec))
     expected = preprocess_examples(rows, spec)
     for m in spec.modalities:

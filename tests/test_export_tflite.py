@@ -77,6 +77,26 @@ def test_quantized_variants_shrink_and_int8_is_integer():
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=0.02)
 
 
+def test_stripped_names_keep_signature_and_results():
+    from mmzoo.export.tflite import strip_tensor_names
+
+    model = tiny("cnn_gru_concat")
+    spec = model.spec
+    x = fake_inputs(spec, batch=4, seed=2)
+    with LiteSource(model, spec) as source:
+        full = convert_tflite(model, spec, "int8", representative=x, source=source, strip_names=False)
+        stripped = convert_tflite(model, spec, "int8", representative=x, source=source)
+    assert len(stripped["content"]) < 0.9 * len(full["content"])
+    assert stripped["content"] == strip_tensor_names(full["content"])
+    a, b = TFLiteModel(full["content"]), TFLiteModel(stripped["content"])
+    assert b.signature() == a.signature()
+    names = [d["name"] for d in b.interpreter.get_tensor_details()]
+    assert sum(bool(n) for n in names) == len(spec.modalities) + len(a.output_details())
+    ra, rb = a(x), b(x)
+    for key in ra:
+        np.testing.assert_array_equal(ra[key], rb[key])
+
+
 def test_int8_needs_calibration_and_quantization_is_checked():
     model = tiny("cnn_gru_concat")
     with pytest.raises(ValueError, match="needs representative inputs"):

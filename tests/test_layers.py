@@ -115,18 +115,24 @@ class FastGRUConformanceTest(MmzooTestCase):
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("unroll", [False, True])
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
-def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll, zero_output_for_mask):
-    """FastGRU (looped or unrolled) against the stock GRU's looped path, the one training runs."""
+@pytest.mark.parametrize("initial", [False, True])
+def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll, zero_output_for_mask, initial):
+    """FastGRU (looped or unrolled) against the stock GRU's looped path, the one training runs,
+    with leading, trailing and full padding, from a zero or a given initial state."""
     import keras
 
     from mmzoo.layers import FastGRU
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 6, 5)).astype("float32")
-    mask = np.ones((4, 6), bool)
+    x = rng.standard_normal((5, 6, 5)).astype("float32")
+    mask = np.ones((5, 6), bool)
     mask[0, 4:] = False
     mask[1, 1:] = False
     mask[2, :2] = False  # leading padding
+    mask[4, :] = False  # nothing to read
+    call = {"mask": mask}
+    if initial:
+        call["initial_state"] = [rng.standard_normal((5, 4)).astype("float32")]
     kw = dict(units=4, return_sequences=return_sequences, go_backwards=go_backwards,
               zero_output_for_mask=zero_output_for_mask)
     ref = keras.layers.GRU(**kw)
@@ -134,14 +140,14 @@ def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll, zero
     fast = FastGRU(**kw, unroll=unroll)
     fast.build(x.shape)
     fast.set_weights(ref.get_weights())
-    np.testing.assert_allclose(fast(x, mask=mask), ref(x, mask=mask), atol=1e-6)
+    np.testing.assert_allclose(fast(x, **call), ref(x, **call), atol=1e-6)
     # Gradients agree too.
     import tensorflow as tf
 
     grads = []
     for layer in (ref, fast):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x, mask=mask) ** 2)
+            loss = tf.reduce_sum(layer(x, **call) ** 2)
         grads.append(tape.gradient(loss, layer.trainable_variables))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, atol=1e-5)

@@ -33,6 +33,7 @@ _LAZY = {
     "write_saved_model": ("mmzoo.export.saved_model", "write_saved_model"),
     "convert_tflite": ("mmzoo.export.tflite", "convert_tflite"),
     "TFLiteModel": ("mmzoo.export.tflite", "TFLiteModel"),
+    "strip_tensor_names": ("mmzoo.export.tflite", "strip_tensor_names"),
     "write_warmup_requests": ("mmzoo.export.warmup", "write_warmup_requests"),
     "read_warmup_requests": ("mmzoo.export.warmup", "read_warmup_requests"),
     "synthetic_examples": ("mmzoo.export.examples", "synthetic_examples"),

@@ -50,9 +50,10 @@ def model_input_specs(spec) -> dict:
     return {m: tf.TensorSpec([None] + list(shapes[m]), dtypes[m], name=m) for m in spec.modalities}
 
 
-def _checked_map(name: str, data, fn, shape, dtype, reason: str):
+def _checked_map(name: str, data, fn, shape, dtype, reason: str, positions=None):
     """Map ``fn`` over a batch of encoded examples; an example that fails to decode raises
-    InvalidArgument naming the input and its position instead of an anonymous op error."""
+    InvalidArgument naming the input and its position instead of an anonymous op error.
+    ``positions`` (int64 [n]): the batch position of each row of ``data`` when it is a subset."""
     import tensorflow as tf
 
     from mmzoo.data.pipeline import pipeline_options
@@ -70,6 +71,8 @@ def _checked_map(name: str, data, fn, shape, dtype, reason: str):
     ids, values = ids[:-1], values[:-1]
     present = tf.scatter_nd(tf.expand_dims(ids, 1), tf.ones_like(ids), tf.expand_dims(n, 0))
     bad = tf.where(tf.equal(present, 0))[:, 0]
+    if positions is not None:
+        bad = tf.gather(positions, bad)
     return _reject_positions(name, values, bad, reason)
 
 
@@ -111,7 +114,7 @@ class RawPreprocessor:
     def __call__(self, inputs: dict) -> dict:
         import tensorflow as tf
 
-        from mmzoo.data import preprocess_image_bytes, preprocess_wav_bytes
+        from mmzoo.data import preprocess_image_bytes
 
         spec = self.spec
         counts = {m: tf.shape(inputs[m])[0] for m in spec.modalities}
@@ -129,16 +132,7 @@ class RawPreprocessor:
                     spec.image_shape, spec.image_dtype, IMAGE_REASON,
                 )
             if "audio" in spec.modalities:
-                def audio_fn(b):
-                    wav, _ = tf.audio.decode_wav(b)
-                    has_samples = tf.debugging.assert_greater(
-                        tf.shape(wav)[0], 0, message="the WAV file has no samples")
-                    with tf.control_dependencies([has_samples]):
-                        return preprocess_wav_bytes(b, spec)
-
-                out["audio"] = _checked_map(
-                    "audio", inputs["audio"], audio_fn, [spec.audio_samples], tf.float32, AUDIO_REASON,
-                )
+                out["audio"] = self._audio(inputs["audio"])
             if "text" in spec.modalities:
                 ids = self.tokenizer(inputs["text"])
                 empty = tf.where(tf.equal(ids[:, 0], 0))[:, 0]
@@ -150,6 +144,34 @@ class RawPreprocessor:
                     "tabular", x, bad_rows, "values must be finite numbers (no NaN or Inf)"
                 )
         return out
+
+    def _audio(self, data):
+        """Canonical mono WAVs at the spec's rate are decoded for the whole batch at once;
+        any other file one by one (resampled, mixed down, or rejected with its position)."""
+        import tensorflow as tf
+
+        from mmzoo.data import preprocess_wav_bytes
+        from mmzoo.data.audio import decode_wav_batch
+
+        spec = self.spec
+
+        def one_by_one(b):
+            wav, _ = tf.audio.decode_wav(b)
+            has_samples = tf.debugging.assert_greater(
+                tf.shape(wav)[0], 0, message="the WAV file has no samples")
+            with tf.control_dependencies([has_samples]):
+                return preprocess_wav_bytes(b, spec)
+
+        waves, ok = decode_wav_batch(data, spec.sample_rate, spec.audio_samples)
+        rest = tf.where(tf.logical_not(ok))[:, 0]
+        others = tf.cond(
+            tf.size(rest) > 0,
+            lambda: _checked_map("audio", tf.gather(data, rest), one_by_one, [spec.audio_samples],
+                                 tf.float32, AUDIO_REASON, positions=rest),
+            lambda: tf.zeros([0, spec.audio_samples], tf.float32),
+        )
+        waves = tf.tensor_scatter_nd_update(waves, rest[:, tf.newaxis], others)
+        return tf.identity(waves, name="audio")
 
 
 def build_serving_functions(model, spec, xla: bool = False) -> dict:

@@ -37,31 +37,40 @@ class FastGRU(keras.layers.GRU):
             mask = mask[0]
         cell = self.cell
         units = cell.units
-        kernel = ops.cast(cell.kernel, sequences.dtype)
-        recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)
+        dtype = sequences.dtype
+        kernel = ops.cast(cell.kernel, dtype)
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, dtype)
+        # The recurrent matmul in two parts (update+reset gates | candidate), so a step needs
+        # no slicing of its result: fewer ops per step in an unrolled (TFLite) graph.
+        kernel_zr, kernel_h = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
+        bias_zr = bias_h = None
         if cell.use_bias:
-            input_bias = ops.cast(cell.bias[0], sequences.dtype)
-            recurrent_bias = ops.cast(cell.bias[1], sequences.dtype)
+            input_bias = ops.cast(cell.bias[0], dtype)
+            recurrent_bias = ops.cast(cell.bias[1], dtype)
+            bias_zr, bias_h = recurrent_bias[: 2 * units], recurrent_bias[2 * units :]
         # One matmul for all steps: [batch, steps, features] @ [features, 3 * units].
         projected = ops.matmul(sequences, kernel)
         if cell.use_bias:
             projected = projected + input_bias
 
-        def step(x_t, states):
-            h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
-            inner = ops.matmul(h_tm1, recurrent_kernel)
-            if cell.use_bias:
-                inner = inner + recurrent_bias
-            x_z, x_r, x_h = x_t[:, :units], x_t[:, units : 2 * units], x_t[:, 2 * units :]
-            r_z, r_r, r_h = inner[:, :units], inner[:, units : 2 * units], inner[:, 2 * units :]
-            z = cell.recurrent_activation(x_z + r_z)
-            r = cell.recurrent_activation(x_r + r_r)
-            hh = cell.activation(x_h + r * r_h)
-            h = z * h_tm1 + (1 - z) * hh
-            return h, [h]
+        def update(x_zr, x_h, h_tm1):
+            inner_zr = ops.matmul(h_tm1, kernel_zr)
+            inner_h = ops.matmul(h_tm1, kernel_h)
+            if bias_zr is not None:
+                inner_zr, inner_h = inner_zr + bias_zr, inner_h + bias_h
+            z, r = ops.split(cell.recurrent_activation(x_zr + inner_zr), 2, axis=-1)
+            hh = cell.activation(x_h + r * inner_h)
+            # z * h_tm1 + (1 - z) * hh, in three ops.
+            return hh + z * (h_tm1 - hh)
 
         if self.unroll and sequences.shape[1] is not None:
-            return self._unrolled(step, projected, initial_state, mask)
+            return self._unrolled(update, projected, initial_state, mask)
+
+        def step(x_t, states):
+            h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
+            h = update(x_t[:, : 2 * units], x_t[:, 2 * units :], h_tm1)
+            return h, [h]
+
         return keras_backend.rnn(
             step,
             projected,
@@ -74,29 +83,44 @@ class FastGRU(keras.layers.GRU):
             return_all_outputs=self.return_sequences,
         )
 
-    def _unrolled(self, step, projected, state, mask):
+    def _unrolled(self, update, projected, state, mask):
         """The time loop written out, with the semantics of the looped GRU: a masked step keeps
-        the previous state and output (the output starts at zero). The mask is sliced per step
-        and broadcast by ``where`` (no per-step tiling: fewer ops in a TFLite graph)."""
+        the previous state, and the output of a step is the state, or zero before the first
+        unmasked step (with ``zero_output_for_mask``: zero at every masked step).
+
+        Written for small TFLite graphs: the per-step inputs and mask come from one unstack
+        each (no per-step slicing), a step is 11 ops plus one ``where`` for the mask, and the
+        outputs are derived from the states after the loop.
+        """
+        units = self.cell.units
         steps = projected.shape[1]
-        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
-        keep = None if mask is None else ops.cast(mask, "bool")
-        outputs, masks, output = [], [], None
+        order = list(range(steps - 1, -1, -1)) if self.go_backwards else list(range(steps))
+        x_zr = ops.unstack(projected[:, :, : 2 * units], axis=1)
+        x_h = ops.unstack(projected[:, :, 2 * units :], axis=1)
+        keep = None
+        if mask is not None:
+            keep = ops.unstack(ops.expand_dims(ops.cast(mask, "bool"), -1), axis=1)
+        states = []
         for t in order:
-            h, _ = step(projected[:, t, :], [state])
-            if keep is None:
-                output = state = h
+            h = update(x_zr[t], x_h[t], state)
+            state = h if keep is None else ops.where(keep[t], h, state)
+            states.append(state)
+        if keep is None:
+            outputs = states
+        else:
+            in_order = [keep[t] for t in order]
+            if self.zero_output_for_mask:
+                valid = in_order
+            elif self.return_sequences:  # zero until the first unmasked step, then the state
+                seen = ops.cumsum(ops.cast(ops.stack(in_order, axis=1), "int32"), axis=1) > 0
+                valid = ops.unstack(seen, axis=1)
             else:
-                m = keep[:, t : t + 1]
-                output = ops.where(m, h, 0.0 if output is None else output)
-                state = ops.where(m, h, state)
-                masks.append(m)
+                valid = [ops.any(ops.cast(mask, "bool"), axis=1, keepdims=True)]
             if self.return_sequences:
-                outputs.append(output)
-        last = output
-        if keep is not None and self.zero_output_for_mask:
-            last = ops.where(masks[-1], last, 0.0)
-            outputs = [ops.where(m, o, 0.0) for o, m in zip(outputs, masks)]
+                outputs = [ops.where(v, s, 0.0) for v, s in zip(valid, states)]
+            else:
+                outputs = [ops.where(valid[-1], states[-1], 0.0)]
+        last = outputs[-1]
         stacked = ops.stack(outputs, axis=1) if self.return_sequences else ops.expand_dims(last, 1)
         return last, stacked, [state]
 
