@@ -8,20 +8,23 @@ of the Keras model call, the SavedModel signatures (raw-input ``serving_default`
 ``predict_preprocessed``, the ``--xla`` variant, and a plain ``model.export`` on decoded
 inputs), TFLite float32 / float16 / dynamic / int8 in LiteRT (XNNPACK), and ONNX Runtime via
 tf2onnx when the ``bench`` extra is installed; then every artifact's size and the targets.
-All contenders are measured in turn, --rounds times, so a slow phase of the machine hits them
-alike: figures are medians over rounds, target ratios medians of per-round ratios. Results go
-to benchmarks/results/export.json and export.png. LiteRT runs with one thread per core (mmzoo's
-default; LiteRT's own default is one thread). Untrained weights: speed and size do not depend
-on training.
+All contenders are measured in turn, --rounds times, in a shuffled order, so a slow phase of
+the machine hits them alike: figures are medians over rounds, target ratios medians of
+per-round ratios. Results go to benchmarks/results/export.json and export.png
+(export_<preset>.* for another preset). LiteRT runs with one thread per core (mmzoo's default;
+LiteRT's own default is one thread). Untrained weights: speed and size do not depend on
+training.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default=None, help="default: the quickstart's preset")
     parser.add_argument("--repeats", type=int, default=30, help="calls per measurement (batch 1)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all contenders")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all contenders")
     parser.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all cores)")
     args = parser.parse_args(argv)
 
@@ -80,15 +83,28 @@ def main(argv=None) -> int:
 
     contenders = []  # (name, batch-1 call, batch-64 call), measured in rounds below
 
-    def bench(name, fn1, fn64):
-        fn1(), fn64()  # trace / allocate once
-        contenders.append((name, fn1, fn64))
+    def bench(name, fn, arg1, arg64, fn64=None):
+        """Register ``fn(arg1)`` and ``(fn64 or fn)(arg64)``. Callables and arguments are bound
+        here, not in lambdas of the caller's loop (which would all see its last iteration)."""
+        fn64 = fn64 or fn
+
+        def call1():
+            return fn(arg1)
+
+        def call64():
+            return fn64(arg64)
+
+        call1(), call64()  # trace / allocate once
+        contenders.append((name, call1, call64))
 
     print(f"preset {args.preset}: inputs {spec.input_shapes()}, {model.count_params():,} params; preparing...")
     keras_fn = tf.function(lambda x: model(x, training=False))
-    bench("keras model call (tf.function)", lambda: keras_fn(pre1), lambda: keras_fn(pre64))
+    bench("keras model call (tf.function)", keras_fn, pre1, pre64)
 
     tensors = lambda d: {k: tf.constant(v) for k, v in d.items()}  # noqa: E731
+
+    def signature_caller(fn):
+        return lambda inputs: fn(**inputs)
     for xla in (False, True):
         path = os.path.join(work, f"sm_xla{int(xla)}")
         write_saved_model(model, spec, path, xla=xla)
@@ -96,8 +112,8 @@ def main(argv=None) -> int:
         raw_fn, pre_fn = loaded.signatures["serving_default"], loaded.signatures["predict_preprocessed"]
         r1, r64, p1, p64 = tensors(raw1), tensors(raw64), tensors(pre1), tensors(pre64)
         tag = " (xla)" if xla else ""
-        bench(f"SavedModel serving_default{tag}", lambda: raw_fn(**r1), lambda: raw_fn(**r64))
-        bench(f"SavedModel predict_preprocessed{tag}", lambda: pre_fn(**p1), lambda: pre_fn(**p64))
+        bench(f"SavedModel serving_default{tag}", signature_caller(raw_fn), r1, r64)
+        bench(f"SavedModel predict_preprocessed{tag}", signature_caller(pre_fn), p1, p64)
         if not xla:
             sizes["saved_model"] = directory_size(path)
 
@@ -106,7 +122,7 @@ def main(argv=None) -> int:
         serving_model(model).export(plain, format="tf_saved_model", verbose=False)
     plain_fn = tf.saved_model.load(plain).signatures["serving_default"]
     p1, p64 = tensors(pre1), tensors(pre64)
-    bench("plain model.export (decoded inputs)", lambda: plain_fn(**p1), lambda: plain_fn(**p64))
+    bench("plain model.export (decoded inputs)", signature_caller(plain_fn), p1, p64)
 
     calibration = {k: np.concatenate([v, random_inputs(spec, 64, 1)[k]]) for k, v in pre64.items()}
     with LiteSource(model, spec) as source:
@@ -118,37 +134,44 @@ def main(argv=None) -> int:
             sizes[f"tflite_{q}"] = len(converted["content"])
             lite1, lite64 = TFLiteModel(path, args.threads), TFLiteModel(path, args.threads)
             lite1(pre1), lite64(pre64)  # allocate once per batch size
-            bench(f"TFLite {q} (LiteRT, XNNPACK)", lambda: lite1(pre1), lambda: lite64(pre64))
+            bench(f"TFLite {q} (LiteRT, XNNPACK)", lite1, pre1, pre64, fn64=lite64)
 
     try:
         import onnxruntime
         import tf2onnx
 
-        specs = [tf.TensorSpec([None] + list(s), spec.input_dtypes()[m], name=m) for m, s in spec.input_shapes().items()]
+        shapes = spec.input_shapes()
+        specs = [tf.TensorSpec([None] + list(shapes[m]), spec.input_dtypes()[m], name=m) for m in spec.modalities]
         copy = serving_model(model, unroll=True)
         fn = tf.function(lambda *xs: copy(dict(zip(spec.modalities, xs)), training=False))
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=17)
         session = onnxruntime.InferenceSession(proto.SerializeToString())
-        names = [i.name for i in session.get_inputs()]
-        feed = lambda d: dict(zip(names, [d[m] for m in spec.modalities]))  # noqa: E731
+        names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
+        feed = lambda d: {names[m]: d[m] for m in spec.modalities}  # noqa: E731
         f1, f64 = feed(pre1), feed(pre64)
         sizes["onnx"] = len(proto.SerializeToString())
-        bench("ONNX Runtime (tf2onnx)", lambda: session.run(None, f1), lambda: session.run(None, f64))
+        bench("ONNX Runtime (tf2onnx)", functools.partial(session.run, None), f1, f64)
     except ImportError:
         print("  ONNX Runtime                         skipped: pip install -e '.[bench]' (tf2onnx, onnxruntime)")
     except Exception as e:  # noqa: BLE001
         print(f"  ONNX Runtime                         failed: {type(e).__name__}: {str(e)[:200]}")
 
     # Interleaved rounds: every contender once per round, so a slow phase of the machine hits
-    # them alike; figures are medians over rounds, targets medians of per-round ratios.
+    # them alike; figures are medians over rounds, targets medians of per-round ratios. Each
+    # round measures batch 1 for all, then batch 64 for all, each pass in a fresh random
+    # order: batch-1 latency depends on what ran just before (warm, spinning thread pools),
+    # so no contender may always follow the same one.
     per_round = []
     for r in range(args.rounds):
-        row = {}
-        for name, fn1, fn64 in contenders:
-            row[name] = (timed(fn1, args.repeats) * 1e3, 64 / timed(fn64, max(3, args.repeats // 5)))
-        per_round.append(row)
+        order = random.Random(r)
+        latency, throughput = {}, {}
+        for name, fn1, _ in order.sample(contenders, len(contenders)):
+            latency[name] = timed(fn1, args.repeats) * 1e3
+        for name, _, fn64 in order.sample(contenders, len(contenders)):
+            throughput[name] = 64 / timed(fn64, max(3, args.repeats // 5))
+        per_round.append({name: (latency[name], throughput[name]) for name in latency})
         print(f"  round {r + 1}/{args.rounds} done", flush=True)
     results = [(name, statistics.median(row[name][0] for row in per_round),
                 statistics.median(row[name][1] for row in per_round)) for name, _, _ in contenders]
@@ -194,10 +217,11 @@ def main(argv=None) -> int:
         "model_part_ratio": model_part, "decode_share_batch1": decode_share,
     }
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "export.json"), "w") as f:
+    stem = "export" if args.preset == DEFAULT_PRESET else f"export_{args.preset}"
+    with open(os.path.join(RESULTS, f"{stem}.json"), "w") as f:
         json.dump(record, f, indent=2)
-    plot(results, args.preset, os.path.join(RESULTS, "export.png"))
-    print(f"saved {os.path.join(RESULTS, 'export.json')} and export.png")
+    plot(results, args.preset, os.path.join(RESULTS, f"{stem}.png"))
+    print(f"saved {os.path.join(RESULTS, stem + '.json')} and {stem}.png")
     return 0
 
 
