@@ -136,6 +136,9 @@ def test_bad_inputs_fail_with_invalid_argument_naming_the_input(exported):
     assert "Invalid input <audio>" in message and "Positions in the batch:] [1]" in message
     message = _bad(loaded, batch, audio=(3, _empty_wav()))
     assert "Invalid input <audio>" in message and "Positions in the batch:] [3]" in message
+    one = {k: v[:1] for k, v in batch.items()}  # one example takes a sequential decode
+    message = _bad(loaded, one, image=(0, png[:100]))
+    assert "Invalid input <image>" in message and "Positions in the batch:] [0]" in message
     short = dict(batch, text=batch["text"][:2])
     with pytest.raises(tf.errors.InvalidArgumentError, match="same number of examples"):
         call(loaded, "serving_default", short)
