@@ -256,6 +256,6 @@ def decode_wav_batch(data: tf.Tensor, sample_rate: int, samples: int):
     ok = same & (length > 44) & tf.equal(size % 2, 0) & tf.equal(length, 44 + size)
     # The file's first 44 + 2 * samples bytes as int16, zero-padded past its end.
     pcm = tf.io.decode_raw(data, tf.int16, little_endian=True, fixed_length=44 + 2 * int(samples))
-    waves = tf.cast(pcm[:, 22:], tf.float32) / 32768.0
-    waves = tf.where(ok[:, tf.newaxis], waves, 0.0)
+    scale = tf.where(ok, 1.0 / 32768.0, 0.0)[:, tf.newaxis]  # the other rows: zeros
+    waves = tf.cast(pcm[:, 22:], tf.float32) * scale
     return tf.ensure_shape(waves, [None, int(samples)]), ok

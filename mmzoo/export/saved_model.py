@@ -50,32 +50,51 @@ def model_input_specs(spec) -> dict:
     return {m: tf.TensorSpec([None] + list(shapes[m]), dtypes[m], name=m) for m in spec.modalities}
 
 
+# Examples decoded at once in the whole-batch pass (the serving host's inter-op threads run
+# them; more in flight only costs memory).
+DECODE_PARALLEL_ITERATIONS = 8
+
+
 def _checked_map(name: str, data, fn, shape, dtype, reason: str, positions=None):
     """Map ``fn`` over a batch of encoded examples; an example that fails to decode raises
     InvalidArgument naming the input and its position instead of an anonymous op error.
-    ``positions`` (int64 [n]): the batch position of each row of ``data`` when it is a subset."""
+    ``positions`` (int64 [n]): the batch position of each row of ``data`` when it is a subset.
+
+    The whole batch is decoded in one parallel ``map_fn`` inside a one-element tf.data
+    pipeline whose ``ignore_errors`` turns a failure into "no element"; only then is the batch
+    decoded again one example at a time, to find the positions that fail.
+    """
+    import tensorflow as tf
+
+    from mmzoo.data.pipeline import pipeline_options
+
+    signature = tf.TensorSpec(shape, dtype)
+
+    def decode_all(batch):
+        values = tf.map_fn(fn, batch, fn_output_signature=signature,
+                           parallel_iterations=DECODE_PARALLEL_ITERATIONS)
+        return tf.constant(True), values
+
+    whole = tf.data.Dataset.from_tensors(data).map(decode_all).ignore_errors()
+    failed = tf.data.Dataset.from_tensors((tf.constant(False), tf.zeros([0] + list(shape), dtype)))
+    # Without the autotuner no autotuning thread is started (and waited for) on every request.
+    ok, values = whole.concatenate(failed).take(1).with_options(pipeline_options()).get_single_element()
+    return tf.cond(ok, lambda: tf.identity(values, name=name),
+                   lambda: _locate_failures(name, data, fn, shape, dtype, reason, positions))
+
+
+def _locate_failures(name: str, data, fn, shape, dtype, reason: str, positions=None):
+    """`_checked_map`'s second pass: one example at a time, failures skipped and reported."""
     import tensorflow as tf
 
     from mmzoo.data.pipeline import pipeline_options
 
     n = tf.shape(data, out_type=tf.int64)[0]
-
-    def run(parallel: bool):
-        ds = tf.data.Dataset.from_tensor_slices((tf.range(n), data))
-        if parallel:
-            ds = ds.map(lambda i, b: (i, fn(b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        else:
-            ds = ds.map(lambda i, b: (i, fn(b)))
-        ds = ds.ignore_errors()
-        # A sentinel keeps the batch non-empty when every example failed.
-        sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros(shape, dtype)))
-        # Without the autotuner, AUTOTUNE means one call per core of the serving host, and no
-        # autotuning thread is started (and waited for) on every request.
-        ds = ds.concatenate(sentinel).batch(n + 1).with_options(pipeline_options())
-        return ds.get_single_element()
-
-    # One example: a sequential map (a parallel one starts a thread: +0.25 ms per request).
-    ids, values = tf.cond(n > 1, lambda: run(True), lambda: run(False))
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(n), data))
+    ds = ds.map(lambda i, b: (i, fn(b))).ignore_errors()
+    # A sentinel keeps the batch non-empty when every example failed.
+    sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros(shape, dtype)))
+    ids, values = ds.concatenate(sentinel).batch(n + 1).with_options(pipeline_options()).get_single_element()
     ids, values = ids[:-1], values[:-1]
     present = tf.scatter_nd(tf.expand_dims(ids, 1), tf.ones_like(ids), tf.expand_dims(n, 0))
     bad = tf.where(tf.equal(present, 0))[:, 0]
@@ -172,13 +191,13 @@ class RawPreprocessor:
 
         waves, ok = decode_wav_batch(data, spec.sample_rate, spec.audio_samples)
         rest = tf.where(tf.logical_not(ok))[:, 0]
-        others = tf.cond(
-            tf.size(rest) > 0,
-            lambda: _checked_map("audio", tf.gather(data, rest), one_by_one, [spec.audio_samples],
-                                 tf.float32, AUDIO_REASON, positions=rest),
-            lambda: tf.zeros([0, spec.audio_samples], tf.float32),
-        )
-        waves = tf.tensor_scatter_nd_update(waves, rest[:, tf.newaxis], others)
+
+        def merge_the_rest():
+            others = _checked_map("audio", tf.gather(data, rest), one_by_one, [spec.audio_samples],
+                                  tf.float32, AUDIO_REASON, positions=rest)
+            return tf.tensor_scatter_nd_update(waves, rest[:, tf.newaxis], others)
+
+        waves = tf.cond(tf.size(rest) > 0, merge_the_rest, lambda: waves)
         return tf.identity(waves, name="audio")
 
 
