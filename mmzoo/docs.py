@@ -349,6 +349,18 @@ def _scalar(value) -> str:
     return str(value)
 
 
+def _bench_command(root: str, stem: str, record: dict) -> str:
+    """The command that wrote ``benchmarks/results/<stem>.json``: ``bench_<stem>.py``, or
+    ``bench_<name>.py --preset P`` for ``<name>_<P>`` (a run on another preset)."""
+    for cut in range(len(stem), 0, -1):
+        name = stem[:cut]
+        if os.path.exists(os.path.join(root, "benchmarks", f"bench_{name}.py")):
+            rest = stem[cut:].lstrip("_")
+            preset = f" --preset {record.get('preset', rest)}" if rest else ""
+            return f"python benchmarks/bench_{name}.py{preset}"
+    return f"python benchmarks/bench_{stem}.py"
+
+
 def render_benchmarks(root: str = ROOT) -> str:
     folder = os.path.join(root, "benchmarks", "results")
     files = sorted(f for f in os.listdir(folder) if f.endswith(".json")) if os.path.isdir(folder) else []
@@ -359,8 +371,8 @@ def render_benchmarks(root: str = ROOT) -> str:
         stem = fname[:-5]
         with open(os.path.join(folder, fname), encoding="utf-8") as f:
             record = json.load(f)
-        script = f"benchmarks/bench_{stem}.py"
-        lines += [f"**{stem.replace('_', ' ')}**: `python {script}` (saved in `benchmarks/results/{fname}`)", ""]
+        command = _bench_command(root, stem, record)
+        lines += [f"**{stem.replace('_', ' ')}**: `{command}` (saved in `benchmarks/results/{fname}`)", ""]
         scalars = {k: v for k, v in record.items() if not isinstance(v, dict)}
         if scalars:
             lines += ["| measure | value |", "|---|---|"]

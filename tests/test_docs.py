@@ -146,3 +146,16 @@ def test_guide_python_examples_run(tmp_path):
         assert (tmp_path / rel).exists(), rel
     assert "Did you mean: cnn_gru_film" in out.stdout
     assert "1 row skipped" in out.stdout
+
+
+def test_benchmark_commands_name_the_script_and_preset(tmp_path):
+    from mmzoo.docs import _bench_command
+
+    (tmp_path / "benchmarks").mkdir()
+    for name in ("export", "data_pipeline"):
+        (tmp_path / "benchmarks" / f"bench_{name}.py").write_text("")
+    root = str(tmp_path)
+    assert _bench_command(root, "export", {}) == "python benchmarks/bench_export.py"
+    assert _bench_command(root, "data_pipeline", {}) == "python benchmarks/bench_data_pipeline.py"
+    assert (_bench_command(root, "export_cnn_gru_concat", {"preset": "cnn_gru_concat"})
+            == "python benchmarks/bench_export.py --preset cnn_gru_concat")
