@@ -152,11 +152,14 @@ class DataSpec:
         return {m: dtypes[m] for m in self.modalities}
 
     def model_kwargs(self) -> dict:
-        """Keyword arguments for `mmzoo.build` that make a model fit this data."""
+        """Keyword arguments for `mmzoo.build` that make a model fit this data, and carry how
+        it was preprocessed (image resize mode, vocabulary, tokenizer) so that the model's own
+        spec exports the same preprocessing."""
         kwargs = {
             "modalities": list(self.modalities),
             "image_shape": self.image_shape,
             "image_dtype": self.image_dtype,
+            "image_resize": self.image_resize,
             "seq_len": self.seq_len,
             "vocab_size": self.vocab_size,
             "sample_rate": self.sample_rate,
@@ -166,6 +169,8 @@ class DataSpec:
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "tasks": self.tasks,
+            "vocabulary": self.vocabulary,
+            "tokenizer": dict(self.tokenizer),
         }
         return kwargs
 

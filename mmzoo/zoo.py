@@ -13,6 +13,7 @@ SPEC_OVERRIDES = (
     "modalities",
     "image_shape",
     "image_dtype",
+    "image_resize",
     "seq_len",
     "vocab_size",
     "sample_rate",
@@ -23,6 +24,7 @@ SPEC_OVERRIDES = (
     "class_names",
     "tasks",
     "vocabulary",
+    "tokenizer",
 )
 PART_OVERRIDES = (
     "image",
@@ -199,8 +201,10 @@ def build(preset: Optional[str] = None, **overrides: Any):
         **overrides: encoders (``image=``, ``text=``, ``audio=``, ``tabular=``; ``False``
             drops a branch), ``fusion=``, ``head=``, data settings (``num_classes``,
             ``image_shape``, ``seq_len``, ``vocab_size``, ``sample_rate``,
-            ``audio_samples``, ``tabular_dim``, ``class_names``, ``tasks``...; or
-            ``spec=`` a `DataSpec`), options dicts (``encoder_options={"text":
+            ``audio_samples``, ``tabular_dim``, ``class_names``, ``tasks``, and the
+            preprocessing the export repeats: ``image_resize``, ``vocabulary``,
+            ``tokenizer``; all of them in ``**data.model_kwargs()``; or ``spec=`` a
+            `DataSpec`), options dicts (``encoder_options={"text":
             {"unroll": True}}``, ``fusion_options``, ``head_options``), ``seed`` (seeds
             weight initialisation), ``compile`` (default True: Adam and the head's loss
             and metrics), ``name``. A ``None`` value keeps the default.

@@ -96,8 +96,10 @@ def test_overrides_reach_the_model():
 
 def test_data_spec_travels_with_the_model():
     names = ["no", "yes", "maybe"]
-    model = mmzoo.build("cnn_gru_concat", class_names=names, **TINY, compile=False)
+    model = mmzoo.build("cnn_gru_concat", class_names=names, **TINY, compile=False, image_resize="pad",
+                        vocabulary=["<pad>", "<unk>", "a", "b"], tokenizer={"mode": "char", "lowercase": False})
     assert model.spec.num_classes == 3 and model.spec.class_names == names
+    assert model.spec.image_resize == "pad" and model.spec.tokenizer["mode"] == "char"
     kwargs = model.spec.model_kwargs()
     again = mmzoo.build("cnn_gru_concat", **kwargs, compile=False)
     assert again.spec == model.spec
