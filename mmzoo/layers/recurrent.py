@@ -99,7 +99,8 @@ class FastGRU(keras.layers.GRU):
         x_h = ops.unstack(projected[:, :, 2 * units :], axis=1)
         keep = None
         if mask is not None:
-            keep = ops.unstack(ops.expand_dims(ops.cast(mask, "bool"), -1), axis=1)
+            mask = ops.cast(mask, "bool")
+            keep = ops.unstack(ops.expand_dims(mask, -1), axis=1)
         states = []
         for t in order:
             h = update(x_zr[t], x_h[t], state)
@@ -115,7 +116,7 @@ class FastGRU(keras.layers.GRU):
                 seen = ops.cumsum(ops.cast(ops.stack(in_order, axis=1), "int32"), axis=1) > 0
                 valid = ops.unstack(seen, axis=1)
             else:
-                valid = [ops.any(ops.cast(mask, "bool"), axis=1, keepdims=True)]
+                valid = [ops.any(mask, axis=1, keepdims=True)]
             if self.return_sequences:
                 outputs = [ops.where(v, s, 0.0) for v, s in zip(valid, states)]
             else:
