@@ -6,22 +6,23 @@ True
 
 Importing mmzoo is light: listing and describing presets does not import TensorFlow.
 Sub-packages (``mmzoo.data``, ``mmzoo.datasets``, ``mmzoo.layers``, ``mmzoo.fusion``,
-``mmzoo.encoders``, ``mmzoo.heads``) load on first use.
+``mmzoo.encoders``, ``mmzoo.tasks``, ``mmzoo.backbone``) load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from mmzoo import presets as _presets  # noqa: F401  (fills the preset registry; no TF)
-from mmzoo.registry import register_encoder, register_fusion, register_head, register_preset
+from mmzoo.presets import register_preset  # (fills the preset registry; no TF)
+from mmzoo.registry import register_encoder, register_fusion, register_head, register_task
 from mmzoo.spec import DataSpec
 from mmzoo.zoo import build, describe, get_preset, list_models, list_parts, load_model
 
 __version__ = "0.1.0"
 
 _LAZY_SUBMODULES = (
-    "data", "datasets", "layers", "fusion", "encoders", "heads", "model", "cli", "training", "export", "pretrained",
+    "data", "datasets", "layers", "fusion", "encoders", "tasks", "backbone", "cli", "training", "export",
+    "pretrained",
 )
 
 
@@ -68,6 +69,7 @@ __all__ = [
     "register_fusion",
     "register_head",
     "register_preset",
+    "register_task",
     "__version__",
 ]
 

@@ -20,16 +20,17 @@ from typing import List, Optional
 
 from mmzoo.zoo import describe, list_models
 
-TABLE_COLUMNS = ("name", "modalities", "encoders", "fusion", "head", "params", "pretrained")
+TABLE_COLUMNS = ("name", "task", "modalities", "encoders", "fusion", "head", "params", "pretrained")
 
 
-def preset_rows(pattern: str = "*") -> List[dict]:
+def preset_rows(pattern: str = "*", task: Optional[str] = None) -> List[dict]:
     rows = []
-    for name in list_models(pattern):
+    for name in list_models(pattern, task=task):
         d = describe(name)
         rows.append(
             {
                 "name": name,
+                "task": d["task"],
                 "modalities": "+".join(d["modalities"]),
                 "encoders": ", ".join(f"{m}={e}" for m, e in d["encoders"].items()),
                 "fusion": d["fusion"],
@@ -81,7 +82,7 @@ def write_table_into(path: str, table: str) -> None:
 
 
 def cmd_list(args) -> int:
-    rows = preset_rows(args.pattern)
+    rows = preset_rows(args.pattern, task=args.task)
     if not rows:
         print(f"No preset matches {args.pattern!r}.", file=sys.stderr)
         return 1
@@ -105,6 +106,8 @@ def cmd_summary(args) -> int:
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model = build(args.name, compile=False, **kwargs)
+    if not args.expand:
+        model.backbone.summary()
     model.summary(expand_nested=args.expand)
     print(f"inputs: { {m: list(s) for m, s in model.spec.input_shapes().items()} }")
     return 0
@@ -117,6 +120,7 @@ def cmd_parts(args) -> int:
         print(f"{m} encoders: {', '.join(list_parts('encoder', modality=m))}")
     print(f"fusions: {', '.join(list_parts('fusion'))}")
     print(f"heads: {', '.join(list_parts('head'))}")
+    print(f"tasks: {', '.join(list_parts('task'))}")
     return 0
 
 
@@ -126,6 +130,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="print the preset table")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*attention*'")
+    p.add_argument("--task", help="only the presets of one task, e.g. 'classifier'")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--write", metavar="FILE", help="put the Markdown table between the preset markers of FILE (README.md)")
     p.set_defaults(func=cmd_list)

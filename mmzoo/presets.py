@@ -1,8 +1,9 @@
 """The preset table: every named model in the zoo, as data.
 
-A preset names an encoder per modality, a fusion and a head, with options and data
-defaults. `mmzoo.build(name, **overrides)` merges overrides onto it. ``params`` is the
-parameter count at the preset's defaults (with ``num_classes=10``), pinned by a test.
+A preset names its task (``classifier`` unless told), an encoder per modality, a fusion
+and a head, with options and data defaults (the schema: `mmzoo.registry.normalize_preset`).
+`mmzoo.build(name, **overrides)` merges overrides onto it. ``params`` is the parameter count
+at the preset's defaults (with ``num_classes=10``), pinned by a test.
 Importing this module does not import TensorFlow.
 """
 
@@ -10,23 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from mmzoo.registry import PRESETS
-
-PRESET_KEYS = {
-    "description",
-    "reference",
-    "image",
-    "text",
-    "audio",
-    "tabular",
-    "fusion",
-    "head",
-    "encoder_options",
-    "fusion_options",
-    "head_options",
-    "defaults",
-    "params",
-}
+from mmzoo.registry import PRESETS, normalize_preset
 
 REFERENCES = {
     "concat": "Early/intermediate fusion by concatenation (Ngiam et al., 2011, Multimodal Deep Learning).",
@@ -141,26 +126,17 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
 }
 
 
-def normalize_preset(name: str, config: Dict[str, Any]) -> Dict[str, Any]:
-    """Validate a preset's keys and fill the optional ones (no TensorFlow needed)."""
-    unknown = sorted(set(config) - PRESET_KEYS)
-    if unknown:
-        raise ValueError(
-            f"Preset {name!r} has unknown keys {unknown}. Accepted keys: {sorted(PRESET_KEYS)}."
-        )
-    preset = {k: config.get(k) for k in PRESET_KEYS}
-    preset["name"] = name
-    preset["head"] = preset["head"] or "classification"
-    preset["fusion"] = preset["fusion"] or "concat"
-    for key in ("encoder_options", "fusion_options", "head_options", "defaults"):
-        preset[key] = dict(preset[key] or {})
-    preset["reference"] = preset["reference"] or REFERENCES.get(preset["fusion"], "")
-    preset["description"] = preset["description"] or ""
-    preset["modalities"] = [m for m in ("audio", "image", "tabular", "text") if preset.get(m)]
-    if not preset["modalities"]:
-        raise ValueError(f"Preset {name!r} names no encoder (image/text/audio/tabular).")
+def register_preset(name: str, **config: Any) -> dict:
+    """Register a preset: a dict of task, encoder/fusion/head choices and defaults.
+
+    Example:
+    >>> mmzoo.register_preset("my_preset", image="cnn", text="bigru",
+    ...                       fusion="gated", description="...")  # doctest: +SKIP
+    """
+    preset = normalize_preset(name, config, REFERENCES)
+    PRESETS.add(name, preset)
     return preset
 
 
 for _name, _config in PRESET_TABLE.items():
-    PRESETS.add(_name, normalize_preset(_name, _config))
+    register_preset(_name, **_config)

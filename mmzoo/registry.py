@@ -100,14 +100,20 @@ def _describe(obj: Any) -> str:
     return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
+#: the input kinds a model can take (one encoder registry per kind)
+MODALITY_NAMES = ("audio", "image", "tabular", "text")
+
 ENCODERS = Registry("encoder")
 FUSIONS = Registry("fusion")
 HEADS = Registry("head")
 PRESETS = Registry("preset")
+TARGETS = Registry("target kind")
+TASKS = Registry("task")
 
 
 def keras_serializable(cls: Any) -> Any:
-    """Register a Keras class under package ``mmzoo`` (imported lazily)."""
+    """Register a Keras class under package ``mmzoo`` (imported lazily: this module is
+    imported by ``import mmzoo``, which stays free of TensorFlow)."""
     import keras
 
     return keras.saving.register_keras_serializable(package="mmzoo")(cls)
@@ -123,44 +129,89 @@ def register_encoder(name: str, modality: str) -> Callable[[Any], Any]:
     >>> @mmzoo.register_encoder("tiny_cnn", modality="image")  # doctest: +SKIP
     ... def tiny_cnn(spec, output="vector", filters=8): ...
     """
-    from mmzoo.spec import MODALITIES
-
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {list(MODALITIES)}. Received: {modality!r}")
+    if modality not in MODALITY_NAMES:
+        raise ValueError(f"modality must be one of {list(MODALITY_NAMES)}. Received: {modality!r}")
     return ENCODERS.register(name, modality=modality)
 
 
-def register_fusion(name: str) -> Callable[[Any], Any]:
-    """Register a fusion layer class (a `mmzoo.fusion.FusionLayer` subclass).
+def _serializable_class(table: Registry, attribute: str) -> Callable[[str], Callable[[Any], Any]]:
+    def register(name: str) -> Callable[[Any], Any]:
+        def decorator(cls: Any) -> Any:
+            cls = keras_serializable(cls)
+            setattr(cls, attribute, name)
+            table.add(name, cls)
+            return cls
+
+        return decorator
+
+    return register
+
+
+register_fusion = _serializable_class(FUSIONS, "fusion_name")
+register_fusion.__doc__ = """Register a fusion layer class (a `mmzoo.fusion.FusionLayer` subclass).
 
     Example:
     >>> @mmzoo.register_fusion("my_sum")  # doctest: +SKIP
     ... class MySum(mmzoo.fusion.FusionLayer): ...
     """
-
-    def decorator(cls: Any) -> Any:
-        cls = keras_serializable(cls)
-        cls.fusion_name = name
-        FUSIONS.add(name, cls)
-        return cls
-
-    return decorator
-
-
-def register_head(name: str) -> Callable[[Any], Any]:
-    """Register a head class (a `mmzoo.heads.Head` subclass)."""
-    return HEADS.register(name)
-
-
-def register_preset(name: str, **config: Any) -> dict:
-    """Register a preset: a dict of encoder/fusion/head choices and defaults.
+register_head = _serializable_class(HEADS, "head_name")
+register_head.__doc__ = """Register a head layer class (a `mmzoo.tasks.heads.Head` subclass).
 
     Example:
-    >>> mmzoo.register_preset("my_preset", image="cnn", text="bigru",
-    ...                       fusion="gated", description="...")  # doctest: +SKIP
+    >>> @mmzoo.register_head("ordinal")  # doctest: +SKIP
+    ... class OrdinalHead(mmzoo.tasks.heads.Head): ...
     """
-    from mmzoo.presets import normalize_preset
+register_task = _serializable_class(TASKS, "task_name")
+register_task.__doc__ = """Register a task class (a `mmzoo.tasks.Task` subclass).
 
-    preset = normalize_preset(name, config)
-    PRESETS.add(name, preset)
+    Example:
+    >>> @mmzoo.register_task("classifier")  # doctest: +SKIP
+    ... class Classifier(mmzoo.tasks.Task): ...
+    """
+
+
+def register_target(kind: str) -> Callable[[Any], Any]:
+    """Register a target kind (a `mmzoo.tasks.targets.Target` subclass; plain Python)."""
+    return TARGETS.register(kind)
+
+
+# ---------------------------------------------------------------------------- presets
+PRESET_KEYS = {
+    "description",
+    "reference",
+    "task",
+    "image",
+    "text",
+    "audio",
+    "tabular",
+    "fusion",
+    "head",
+    "encoder_options",
+    "fusion_options",
+    "head_options",
+    "defaults",
+    "params",
+}
+DEFAULT_TASK = "classifier"
+
+
+def normalize_preset(name: str, config: Dict[str, Any], references: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Validate a preset's keys and fill the optional ones (no TensorFlow needed)."""
+    unknown = sorted(set(config) - PRESET_KEYS)
+    if unknown:
+        raise ValueError(
+            f"Preset {name!r} has unknown keys {unknown}. Accepted keys: {sorted(PRESET_KEYS)}."
+        )
+    preset = {k: config.get(k) for k in PRESET_KEYS}
+    preset["name"] = name
+    preset["task"] = preset["task"] or DEFAULT_TASK
+    preset["head"] = preset["head"] or "classification"
+    preset["fusion"] = preset["fusion"] or "concat"
+    for key in ("encoder_options", "fusion_options", "head_options", "defaults"):
+        preset[key] = dict(preset[key] or {})
+    preset["reference"] = preset["reference"] or (references or {}).get(preset["fusion"], "")
+    preset["description"] = preset["description"] or ""
+    preset["modalities"] = [m for m in MODALITY_NAMES if preset.get(m)]
+    if not preset["modalities"]:
+        raise ValueError(f"Preset {name!r} names no encoder (image/text/audio/tabular).")
     return preset

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
-MODALITIES = ("audio", "image", "tabular", "text")
-TASKS = ("classification", "multilabel", "regression", "multitask")
+from mmzoo.registry import MODALITY_NAMES as MODALITIES
+from mmzoo.tasks import targets as targets_lib
 IMAGE_DTYPES = ("uint8", "float32")
 IMAGE_RESIZE = ("stretch", "pad")
 
@@ -86,8 +86,6 @@ class DataSpec:
             raise ValueError("A DataSpec needs at least one modality. Received none.")
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"Duplicate modalities: {list(self.modalities)}.")
-        if self.task not in TASKS:
-            raise ValueError(f"Unknown task {self.task!r}. Expected one of {list(TASKS)}.")
         _positive_int("seq_len", self.seq_len)
         _positive_int("sample_rate", self.sample_rate)
         _positive_int("audio_samples", self.audio_samples)
@@ -114,17 +112,7 @@ class DataSpec:
             raise ValueError(
                 f"image_resize must be one of {list(IMAGE_RESIZE)}. Received: {self.image_resize!r}"
             )
-        if self.task == "multitask":
-            if not self.tasks:
-                raise ValueError("task='multitask' needs `tasks={name: {...}}`. Received none.")
-        else:
-            _positive_int("num_classes", self.num_classes)
-        if self.class_names is not None and self.task in ("classification", "multilabel"):
-            if len(self.class_names) != self.num_classes:
-                raise ValueError(
-                    f"class_names has {len(self.class_names)} names but num_classes="
-                    f"{self.num_classes}."
-                )
+        targets_lib.check_spec(self)
         if self.vocabulary is not None and len(self.vocabulary) > self.vocab_size:
             raise ValueError(
                 f"vocabulary has {len(self.vocabulary)} tokens but vocab_size={self.vocab_size}."
@@ -154,25 +142,16 @@ class DataSpec:
     def model_kwargs(self) -> dict:
         """Keyword arguments for `mmzoo.build` that make a model fit this data, and carry how
         it was preprocessed (image resize mode, vocabulary, tokenizer) so that the model's own
-        spec exports the same preprocessing."""
-        kwargs = {
-            "modalities": list(self.modalities),
-            "image_shape": self.image_shape,
-            "image_dtype": self.image_dtype,
-            "image_resize": self.image_resize,
-            "seq_len": self.seq_len,
-            "vocab_size": self.vocab_size,
-            "sample_rate": self.sample_rate,
-            "audio_samples": self.audio_samples,
-            "tabular_dim": self.tabular_dim,
-            "task": self.task,
-            "num_classes": self.num_classes,
-            "class_names": self.class_names,
-            "tasks": self.tasks,
-            "vocabulary": self.vocabulary,
-            "tokenizer": dict(self.tokenizer),
-        }
+        spec exports the same preprocessing: every field of the spec, by name."""
+        kwargs = {name: getattr(self, name) for name in field_names()}
+        kwargs["modalities"] = list(self.modalities)
+        kwargs["tokenizer"] = dict(self.tokenizer)
         return kwargs
+
+    @property
+    def targets(self) -> List["targets_lib.Target"]:
+        """What the model predicts: one `mmzoo.tasks.targets.Target` per output."""
+        return targets_lib.targets_of(self)
 
     def replace(self, **changes: Any) -> "DataSpec":
         """A copy with some fields changed (validated again)."""
@@ -216,6 +195,11 @@ class DataSpec:
     def load(cls, path: str) -> "DataSpec":
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
+
+
+def field_names() -> tuple:
+    """The spec's fields, in order: the one list `mmzoo.build` overrides, loaders and docs use."""
+    return tuple(f.name for f in dataclasses.fields(DataSpec))
 
 
 def _positive_int(name: str, value: Any) -> None:

@@ -6,26 +6,12 @@ import copy
 import difflib
 from typing import Any, Dict, List, Optional
 
-from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PRESETS
-from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo import pretrained
+from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PRESETS, TASKS
+from mmzoo.spec import MODALITIES, DataSpec, field_names
 
-SPEC_OVERRIDES = (
-    "modalities",
-    "image_shape",
-    "image_dtype",
-    "image_resize",
-    "seq_len",
-    "vocab_size",
-    "sample_rate",
-    "audio_samples",
-    "tabular_dim",
-    "task",
-    "num_classes",
-    "class_names",
-    "tasks",
-    "vocabulary",
-    "tokenizer",
-)
+#: the data settings `build` accepts: every DataSpec field (``spec=`` takes them all at once)
+SPEC_OVERRIDES = field_names()
 PART_OVERRIDES = (
     "image",
     "text",
@@ -41,14 +27,22 @@ OTHER_OVERRIDES = ("spec", "seed", "compile", "weights", "name")
 ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
 
 
-def list_models(pattern: str = "*") -> List[str]:
-    """Names of the registered presets matching an fnmatch ``pattern``, naturally sorted.
+def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
+    """Names of the registered presets matching an fnmatch ``pattern`` (and of one ``task``,
+    e.g. ``"classifier"``), naturally sorted.
 
     Example:
     >>> mmzoo.list_models("*film*")
     ['cnn_gru_film', 'cnn_gru_melcnn_film']
     """
-    return PRESETS.names(pattern)
+    if task is None:
+        return PRESETS.names(pattern)
+    names = PRESETS.names(pattern)
+    found = [n for n in names if PRESETS.get(n)["task"] == task]
+    known = sorted({PRESETS.get(n)["task"] for n in names})
+    if not found and task not in known:
+        raise ValueError(f"Unknown task {task!r}. Tasks with presets: {known}.")
+    return found
 
 
 def get_preset(name: str) -> Dict[str, Any]:
@@ -63,12 +57,11 @@ def describe(name: str) -> Dict[str, Any]:
     >>> mmzoo.describe("cnn_gru_concat")["fusion"]
     'concat'
     """
-    from mmzoo import pretrained
-
     p = PRESETS.get(name)
     shipped = pretrained.available(name).get(name, {})
     return {
         "name": p["name"],
+        "task": p["task"],
         "modalities": list(p["modalities"]),
         "encoders": {m: p[m] for m in p["modalities"]},
         "fusion": p["fusion"],
@@ -82,16 +75,14 @@ def describe(name: str) -> Dict[str, Any]:
 
 
 def list_parts(kind: str = "encoder", pattern: str = "*", modality: Optional[str] = None) -> List[str]:
-    """Registered part names: ``kind`` is ``encoder``, ``fusion`` or ``head``.
+    """Registered part names: ``kind`` is ``encoder``, ``fusion``, ``head`` or ``task``.
 
     Example:
     >>> mmzoo.list_parts("encoder", modality="audio")
     ['crnn', 'melcnn']
     """
-    from mmzoo.model import ensure_parts_registered
-
-    ensure_parts_registered()
-    tables = {"encoder": ENCODERS, "fusion": FUSIONS, "head": HEADS}
+    _register_parts()
+    tables = {"encoder": ENCODERS, "fusion": FUSIONS, "head": HEADS, "task": TASKS}
     if kind not in tables:
         raise ValueError(f"kind must be one of {list(tables)}. Received: kind={kind!r}")
     if modality is not None:
@@ -111,19 +102,32 @@ def _check_overrides(overrides: Dict[str, Any]) -> None:
         )
 
 
+def _register_parts() -> None:
+    """Import the built-in encoders, fusions, heads and tasks (they register themselves).
+    Imported here, not at the top: ``import mmzoo`` (which imports this module) stays free of
+    TensorFlow, and listing or describing presets never needs it."""
+    import mmzoo.backbone
+    import mmzoo.tasks
+
+    mmzoo.backbone.ensure_parts_registered()
+    mmzoo.tasks.ensure_tasks_registered()
+
+
 def resolve_config(preset: Optional[str] = None, **overrides: Any) -> Dict[str, Any]:
     """Merge overrides onto a preset (``None`` keeps the default) and validate everything.
 
-    Returns the config `MultimodalModel` is made from: ``spec``, ``encoders``, ``fusion``,
+    Returns the config the task is made from: ``task``, ``spec``, ``encoders``, ``fusion``,
     ``head``, ``preset``. Raises ValueError before any layer is built.
     """
     _check_overrides(overrides)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = get_preset(preset) if preset is not None else {
-        "name": None, "fusion": "concat", "head": None, "encoder_options": {},
+        "name": None, "task": "classifier", "fusion": "concat", "head": None, "encoder_options": {},
         "fusion_options": {}, "head_options": {}, "defaults": {},
         **{m: None for m in MODALITIES},
     }
+    _register_parts()
+    task_cls = TASKS.get(base["task"])
 
     # Encoders: the preset's, with per-modality overrides (False drops a branch).
     encoders = {}
@@ -165,49 +169,44 @@ def resolve_config(preset: Optional[str] = None, **overrides: Any) -> Dict[str, 
                 f"has only {sorted(data_modalities)}. Pick a preset for these modalities: "
                 f"mmzoo.list_models() and mmzoo.describe(name)."
             )
-    head = overrides.get("head", base.get("head"))
-    task = spec_fields.get("task")
-    if head is None:
-        head = task or "classification"
-    if task is None and head in ("classification", "multilabel", "regression", "multitask"):
-        spec_fields["task"] = head
-    if spec_fields.get("task") == "regression" and "num_classes" not in spec_fields:
-        spec_fields["num_classes"] = 1
-    if spec_fields.get("class_names") and "num_classes" not in spec_fields:
-        spec_fields["num_classes"] = len(spec_fields["class_names"])
+    head, spec_fields = task_cls.spec_fields(overrides.get("head", base.get("head")), spec_fields)
     spec = DataSpec(modalities=tuple(encoders), **spec_fields)
 
     fusion = overrides.get("fusion", base["fusion"])
     fusion_options = {**base["fusion_options"], **(overrides.get("fusion_options") or {})}
     head_options = {**base["head_options"], **(overrides.get("head_options") or {})}
     config = {
+        "task": base["task"],
         "spec": spec,
         "encoders": encoders,
         "fusion": {"name": fusion, "options": fusion_options},
         "head": {"name": head, "options": head_options},
         "preset": preset,
     }
-    from mmzoo.model import resolve_parts
+    from mmzoo.backbone import resolve_backbone_parts
 
-    resolve_parts(spec, encoders, config["fusion"], config["head"])
+    resolve_backbone_parts(spec, encoders, config["fusion"])
+    task_cls.check_choices(spec, config["head"])
     return config
 
 
 def build(preset: Optional[str] = None, **overrides: Any):
-    """Build a compiled multimodal Keras model from a preset and/or free choices.
+    """Build a compiled multimodal Keras model (a task, e.g. `mmzoo.tasks.Classifier`) from a
+    preset and/or free choices.
 
     Args:
         preset: a preset name (`mmzoo.list_models()`), or None to compose freely.
         **overrides: encoders (``image=``, ``text=``, ``audio=``, ``tabular=``; ``False``
-            drops a branch), ``fusion=``, ``head=``, data settings (``num_classes``,
-            ``image_shape``, ``seq_len``, ``vocab_size``, ``sample_rate``,
+            drops a branch), ``fusion=``, ``head=``, data settings (any `DataSpec` field:
+            ``num_classes``, ``image_shape``, ``seq_len``, ``vocab_size``, ``sample_rate``,
             ``audio_samples``, ``tabular_dim``, ``class_names``, ``tasks``, and the
             preprocessing the export repeats: ``image_resize``, ``vocabulary``,
             ``tokenizer``; all of them in ``**data.model_kwargs()``; or ``spec=`` a
             `DataSpec`), options dicts (``encoder_options={"text":
             {"unroll": True}}``, ``fusion_options``, ``head_options``), ``seed`` (seeds
-            weight initialisation), ``compile`` (default True: Adam and the head's loss
-            and metrics), ``name``. A ``None`` value keeps the default.
+            weight initialisation), ``compile`` (default True: the task's optimizer, loss
+            and metrics), ``weights`` (a shipped tag such as ``"shapes_vqa"`` or a file),
+            ``name``. A ``None`` value keeps the default.
 
     Example:
     >>> model = mmzoo.build("cnn_gru_concat", num_classes=10)
@@ -220,8 +219,6 @@ def build(preset: Optional[str] = None, **overrides: Any):
     name = overrides.pop("name", None)
     pretrained_info = None
     if weights is not None:
-        from mmzoo import pretrained
-
         pretrained_info = pretrained.resolve(preset, str(weights))
         if pretrained_info.get("spec"):
             clash = sorted(k for k in SPEC_OVERRIDES + ("spec",) if k in overrides and k != "modalities")
@@ -232,23 +229,16 @@ def build(preset: Optional[str] = None, **overrides: Any):
                 )
             overrides["spec"] = DataSpec.from_dict(pretrained_info["spec"])
     config = resolve_config(preset, **overrides)
+    import keras  # here, not at the top: `import mmzoo` stays free of TensorFlow
+
     if seed is not None:
-        import keras
-
         keras.utils.set_random_seed(int(seed))
-    from mmzoo.model import MultimodalModel
-
-    model = MultimodalModel(name=name, **config)
+    task_cls = TASKS.get(config.pop("task"))
+    model = task_cls.from_parts(name=name, **config)
     if pretrained_info is not None:
         model.load_weights(pretrained_info["path"])
     if compile_model:
-        import keras
-
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=model.default_loss(),
-            metrics=model.default_metrics(),
-        )
+        model.compile()
     return model
 
 
@@ -258,9 +248,7 @@ def load_model(path: str, compile: bool = True):
     Example:
     >>> model = mmzoo.load_model("runs/exp1/model.keras")  # doctest: +SKIP
     """
-    import keras
+    import keras  # here, not at the top: `import mmzoo` stays free of TensorFlow
 
-    from mmzoo.model import ensure_parts_registered
-
-    ensure_parts_registered()
+    _register_parts()
     return keras.saving.load_model(path, compile=compile, safe_mode=True)

@@ -72,7 +72,7 @@ def test_register_your_own_encoder():
         assert "tiny_test_cnn" in mmzoo.list_parts("encoder", modality="image")
         model = mmzoo.build(image="tiny_test_cnn", text="bigru", encoder_options={"image": {"filters": 3}},
                             num_classes=2, **TINY, compile=False)
-        assert model.get_layer("image_encoder").output.shape == (None, 3)
+        assert model.backbone.get_layer("image_encoder").output.shape == (None, 3)
         with pytest.raises(ValueError, match="already registered"):
             mmzoo.register_encoder("tiny_test_cnn", modality="image")(lambda spec, output="vector": None)
     finally:

@@ -51,7 +51,7 @@ def test_unrolled_bidirectional_copy_keeps_padding_semantics():
     x["text"][0, 2:] = 0
     reference = model(x, training=False).numpy()
     copy = serving_model(model, unroll=True)
-    assert copy.get_layer("text_encoder").get_layer("bigru").forward_layer.unroll
+    assert copy.backbone.get_layer("text_encoder").get_layer("bigru").forward_layer.unroll
     np.testing.assert_allclose(copy(x, training=False).numpy(), reference, atol=1e-6, rtol=0)
 
 

@@ -54,8 +54,8 @@ def test_preset_param_count_is_pinned(name):
 
 def test_layer_names_read_well():
     model = mmzoo.build("cnn_gru_melcnn_attention", compile=False, **TINY, num_classes=3)
-    names = [layer.name for layer in model.layers]
-    assert {"image_encoder", "text_encoder", "audio_encoder", "fusion", "head"} <= set(names)
+    names = [layer.name for layer in model.layers] + [layer.name for layer in model.backbone.layers]
+    assert {"image_encoder", "text_encoder", "audio_encoder", "fusion", "backbone", "head"} <= set(names)
     paths = [v.path for v in model.weights]
     assert any(p.startswith("image_encoder/conv_1/") for p in paths)
     assert any(p.startswith("fusion/text_attends/") for p in paths)
@@ -64,15 +64,15 @@ def test_layer_names_read_well():
 
 def test_cnn_gru_concat_matches_the_classic_architecture():
     model = mmzoo.build("cnn_gru_concat", num_classes=10, compile=False)
-    image = model.get_layer("image_encoder")
+    image = model.backbone.get_layer("image_encoder")
     assert [l.filters for l in image.layers if hasattr(l, "filters")] == [32, 64]
     assert image.output.shape == (None, 14 * 14 * 64)
-    text = model.get_layer("text_encoder")
+    text = model.backbone.get_layer("text_encoder")
     assert text.get_layer("embedding").output_dim == 128
     assert text.get_layer("bigru").forward_layer.units == 64
     assert text.get_layer("dropout").rate == 0.5
-    head = model.get_layer("head")
-    assert [l.units for l in head.layers if hasattr(l, "units")] == [64, 10]
+    head = model.head
+    assert [l.units for l in head.hidden_layers + list(head.logit_layers.values()) if hasattr(l, "units")] == [64, 10]
 
 
 def test_compose_freely():
@@ -80,7 +80,7 @@ def test_compose_freely():
         k: v for k, v in TINY.items() if k != "tabular_dim"})
     assert model.spec.modalities == ("audio", "image", "text")
     assert model.output.shape == (None, 7)
-    assert model.get_layer("fusion").__class__.__name__ == "GatedFusion"
+    assert model.backbone.get_layer("fusion").__class__.__name__ == "GatedFusion"
     assert model.preset is None
 
 
@@ -89,7 +89,7 @@ def test_overrides_reach_the_model():
                         compile=False)
     assert model.input["image"].shape == (None, 96, 96, 3)
     assert model.input["text"].shape == (None, 48)
-    assert model.get_layer("text_encoder").get_layer("embedding").input_dim == 8000
+    assert model.backbone.get_layer("text_encoder").get_layer("embedding").input_dim == 8000
     assert model.output.shape == (None, 4)
     assert model.spec.seq_len == 48 and model.spec.num_classes == 4
 
@@ -109,7 +109,7 @@ def test_drop_a_branch_and_unroll_option():
     model = mmzoo.build("cnn_gru_melcnn_concat", audio=False, encoder_options={"text": {"unroll": True}},
                         **TINY, num_classes=3, compile=False)
     assert model.spec.modalities == ("image", "text")
-    assert model.get_layer("text_encoder").get_layer("bigru").forward_layer.unroll is True
+    assert model.backbone.get_layer("text_encoder").get_layer("bigru").forward_layer.unroll is True
 
 
 def test_seeded_builds_are_identical():
@@ -166,11 +166,11 @@ def test_errors_say_what_was_expected_and_received(call, message):
 
 
 def test_errors_come_before_any_layer_is_built(monkeypatch):
-    import mmzoo.model
+    import mmzoo.tasks.classifier
 
     def boom(*args, **kwargs):
         raise AssertionError("a model was constructed")
 
-    monkeypatch.setattr(mmzoo.model.MultimodalModel, "__init__", boom)
+    monkeypatch.setattr(mmzoo.tasks.classifier.Classifier, "__init__", boom)
     with pytest.raises(ValueError, match="needs 'image' and 'text'"):
         mmzoo.build(image="cnn", audio="melcnn", fusion="film")

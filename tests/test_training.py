@@ -218,7 +218,7 @@ def test_mixed_precision_option(small_data, tmp_path):
     run = mmzoo.train("cnn_gru_concat", small_data, epochs=1, out=str(tmp_path / "bf16"), precision="mixed_bfloat16",
                       batch_size=128, verbose=0)
     model = run.model
-    assert model.get_layer("fusion").dtype_policy.name == "mixed_bfloat16"
+    assert model.backbone.get_layer("fusion").dtype_policy.name == "mixed_bfloat16"
     assert run.config["precision"] == "mixed_bfloat16"
     assert np.isfinite(run.metrics["test"]["loss"])
     import keras

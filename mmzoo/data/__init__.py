@@ -21,7 +21,7 @@ _EXPORTS = {
         "resample",
     ),
     "image": ("preprocess_image", "preprocess_image_bytes"),
-    "pipeline": ("ManifestData", "MultimodalData", "encode_labels", "from_manifest", "pipeline_options"),
+    "pipeline": ("ManifestData", "MultimodalData", "from_manifest", "pipeline_options"),
     "preprocess": ("Preprocessor",),
     "text": (
         "ReferenceTokenizer",

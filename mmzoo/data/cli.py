@@ -16,6 +16,8 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from mmzoo.tasks.targets import task_names
+
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="CSV or JSONL manifest")
@@ -32,7 +34,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="reject audio whose rate differs instead of resampling it",
     )
-    p.add_argument("--task", choices=("classification", "multilabel", "regression"))
+    p.add_argument("--task", choices=task_names())
     p.add_argument("--root", help="folder the manifest's paths are relative to")
     p.add_argument("--allow-absolute-paths", action="store_true")
     p.add_argument(

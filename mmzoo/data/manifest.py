@@ -4,7 +4,8 @@ Columns: ``image`` (path), ``text`` (UTF-8 string), ``audio`` (path to a WAV fil
 ``tabular`` (numbers: a JSON list, or a string of floats separated by spaces, ``;`` or ``,``),
 ``label`` (class name; several names joined by ``|`` for multilabel; a number, or several
 numbers like tabular, for regression) and optional ``split`` (train / validation / test).
-Paths are relative to the manifest's folder (or ``root``).
+A multitask model reads one label column per output instead: ``label_<output>``, e.g.
+``label_answer`` and ``label_score``. Paths are relative to the manifest's folder (or ``root``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmzoo.parsing import parse_numbers  # noqa: F401  (re-exported)
 from mmzoo.spec import MODALITIES
 from mmzoo.data.validation import DataError
 
 LABEL = "label"
 SPLIT = "split"
+#: a multitask manifest has one label column per output: ``label_<output name>``
+_LABEL_OF = re.compile(r"^label_([a-z0-9][a-z0-9_]*)$")
 COLUMNS = tuple(MODALITIES) + (LABEL, SPLIT)
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -36,7 +40,6 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
-_NUMBER_SEP = re.compile(r"[\s;,]+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -63,10 +66,20 @@ def manifest_format(path: str, fmt: Optional[str] = None) -> str:
     return "csv"
 
 
+def is_label_column(key: str) -> bool:
+    """``label``, or ``label_<name>`` (one column per output of a multitask model)."""
+    return key == LABEL or bool(_LABEL_OF.match(key))
+
+
+def label_columns(mapping: Dict[str, str]) -> List[str]:
+    """The canonical label columns of a column map, ``label`` first."""
+    return sorted((c for c in mapping if is_label_column(c)), key=lambda c: (c != LABEL, c))
+
+
 def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> Dict[str, str]:
     """canonical name -> manifest column name; fatal errors for misspelt columns."""
     columns = dict(columns or {})
-    bad = sorted(set(columns) - set(COLUMNS))
+    bad = sorted(c for c in set(columns) - set(COLUMNS) if not is_label_column(c))
     if bad:
         raise ValueError(f"columns= keys must be among {list(COLUMNS)}. Received: {bad}")
     mapping: Dict[str, str] = {}
@@ -84,7 +97,7 @@ def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> 
         key = name.strip().lower()
         if name in taken:
             continue
-        if key in COLUMNS and key not in mapping:
+        if (key in COLUMNS or is_label_column(key)) and key not in mapping:
             mapping[key] = name
     unknown = [h for h in header if h not in mapping.values()]
     for name in unknown:
@@ -95,14 +108,17 @@ def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> 
                 f"Expected columns: {list(COLUMNS)} (rename it, or map it with "
                 f"columns={{{close[0]!r}: {name!r}}})."
             )
-    if LABEL not in mapping:
+    if not label_columns(mapping):
         close = difflib.get_close_matches(LABEL, [h.lower() for h in unknown], n=1, cutoff=0.5)
         hint = (
             f" Did you mean {close[0]!r}? (columns={{'label': ...}} maps another name)"
             if close
             else ""
         )
-        raise DataError(f"{source}: no 'label' column.{hint} Columns found: {list(header)}")
+        raise DataError(
+            f"{source}: no 'label' column (or 'label_<name>' columns, one per output of a multitask "
+            f"model).{hint} Columns found: {list(header)}"
+        )
     if not any(m in mapping for m in MODALITIES):
         raise DataError(
             f"{source}: no input column. Expected at least one of {list(MODALITIES)}. "
@@ -239,36 +255,6 @@ def resolve_path(value, root: str, allow_absolute: bool) -> str:
     return full
 
 
-def parse_numbers(value, what: str) -> List[float]:
-    """A JSON list of numbers, a number, or a string of floats separated by spaces / ; / ,."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be numbers, got a boolean")
-    if isinstance(value, (int, float)):
-        items = [value]
-    elif isinstance(value, list):
-        items = value
-    elif isinstance(value, str):
-        items = [p for p in _NUMBER_SEP.split(value.strip()) if p]
-    elif value is None:
-        items = []
-    else:
-        raise ValueError(f"{what} must be numbers, got {type(value).__name__}")
-    if not items:
-        raise ValueError(f"{what} is empty")
-    out = []
-    for item in items:
-        if isinstance(item, bool):
-            raise ValueError(f"{what} must be numbers, got a boolean")
-        try:
-            x = float(item)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what} has a value that is not a number: {item!r}") from None
-        if not math.isfinite(x):
-            raise ValueError(f"{what} has a non-finite value: {item!r}")
-        out.append(x)
-    return out
-
-
 def parse_split(value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"the split is empty; expected one of {list(SPLITS)}")
@@ -276,60 +262,6 @@ def parse_split(value) -> str:
     if key not in SPLIT_ALIASES:
         raise ValueError(f"unknown split; expected one of {list(SPLITS)}")
     return SPLIT_ALIASES[key]
-
-
-def _is_number_like(value) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    if isinstance(value, list):
-        return bool(value) and all(_is_number_like(v) and not isinstance(v, list) for v in value)
-    if isinstance(value, str):
-        try:
-            parse_numbers(value, "label")
-            return True
-        except ValueError:
-            return False
-    return False
-
-
-def infer_task(labels: Sequence[object]) -> str:
-    """multilabel if any label is a list of names or has '|'; regression if every label is
-    numeric and some are fractional or vectors; classification otherwise (so 0/1/2 are
-    class names)."""
-    values = [v for v in labels if v not in (None, "")]
-    if any(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in values):
-        return "multilabel"
-    if any(isinstance(v, str) and "|" in v for v in values):
-        return "multilabel"
-    if values and all(_is_number_like(v) for v in values):
-        for v in values:
-            nums = parse_numbers(v, "label")
-            if len(nums) > 1 or any(x != int(x) for x in nums):
-                return "regression"
-    return "classification"
-
-
-def parse_label(value, task: str):
-    """classification: a class name; multilabel: a list of names; regression: floats."""
-    if task == "regression":
-        return parse_numbers(value, "the regression label")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError("the label is empty")
-    if task == "multilabel":
-        if isinstance(value, list):
-            names = [str(v).strip() for v in value]
-        else:
-            names = [p.strip() for p in str(value).split("|")]
-        if not names or any(not n for n in names):
-            raise ValueError("the label has an empty class name (check the '|' separators)")
-        return sorted(set(names), key=names.index)
-    if isinstance(value, (list, dict)):
-        raise ValueError("a classification label must be one class name")
-    if isinstance(value, float) and value == int(value):
-        value = int(value)
-    return str(value).strip()
 
 
 def sort_class_names(names) -> List[str]:

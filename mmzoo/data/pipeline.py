@@ -7,6 +7,7 @@ Backends (manifest, TFDS, TFRecord) only say how to read raw elements and prepro
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from mmzoo.host import cpu_parallelism
 from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo.tasks import targets as targets_lib
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
@@ -81,11 +83,37 @@ class MultimodalData:
     raw_shuffle_buffer: Optional[int] = None  # None: the whole split
 
     def __init__(self, spec: DataSpec, report: DataReport, resample: bool = True):
-        self.spec = spec
         self.report = report
         self.resample = resample
-        self.preprocessor = Preprocessor(spec, resample)
+        self._set_spec(spec)
+
+    def _set_spec(self, spec: DataSpec) -> None:
+        self.spec = spec
+        self.preprocessor = Preprocessor(spec, self.resample)
         self._tokenizer = self.preprocessor.tokenizer
+
+    def with_inputs(self, modalities: Sequence[str]) -> "MultimodalData":
+        """The same examples with only these inputs (a model's); the others are not read, and
+        the report names them. An input the data lacks is an error naming it.
+
+        Example:
+        >>> image_text = data.with_inputs(["image", "text"])        # doctest: +SKIP
+        """
+        modalities = sorted(modalities)
+        missing = [m for m in modalities if m not in self.spec.modalities]
+        if missing:
+            raise DataError(
+                f"{self.report.source}: the model needs input columns {missing}, which the data lacks. "
+                f"Inputs found: {list(self.spec.modalities)}"
+            )
+        unused = [m for m in self.spec.modalities if m not in modalities]
+        if not unused:
+            return self
+        view = copy.copy(self)
+        view.report = copy.copy(self.report)
+        view.report.notes = list(self.report.notes) + [f"columns this model does not use (ignored): {unused}"]
+        view._set_spec(self.spec.replace(modalities=tuple(modalities)))
+        return view
 
     # ------------------------------------------------------------------ facts
     @property
@@ -253,7 +281,7 @@ class ManifestData(MultimodalData):
 
     @property
     def splits(self) -> Dict[str, int]:
-        return {s: len(self._columns[s]["label"]) for s in manifest_lib.SPLITS}
+        return {s: len(self._columns[s]["row"]) for s in manifest_lib.SPLITS}
 
     def rows(self, split: str) -> np.ndarray:
         """Manifest row numbers of a split's examples, in dataset order (unshuffled)."""
@@ -261,7 +289,7 @@ class ManifestData(MultimodalData):
 
     def _raw(self, split, num_shards, shard_index):
         cols = self._columns[split]
-        tensors = {k: v for k, v in cols.items() if k != "row"}
+        tensors = {k: v for k, v in cols.items() if k in self.spec.modalities or k == "label"}
         ds = tf.data.Dataset.from_tensor_slices(tensors)
         if num_shards > 1:
             ds = ds.shard(num_shards, shard_index)
@@ -359,6 +387,7 @@ def from_manifest(
     spec: Optional[DataSpec] = None,
     modalities: Optional[Sequence[str]] = None,
     task: Optional[str] = None,
+    tasks: Optional[Dict[str, dict]] = None,
     image_size: Optional[Sequence[int]] = None,
     image_channels: Optional[int] = None,
     image_resize: Optional[str] = None,
@@ -388,7 +417,10 @@ def from_manifest(
         spec: a saved `DataSpec` to reuse (vocabulary, class names, shapes) instead of
             learning them, so evaluation and serving preprocess exactly like training.
         modalities: a subset of the manifest's input columns (default: all present).
-        task: ``classification``, ``multilabel`` or ``regression`` (default: inferred).
+        task: ``classification``, ``multilabel``, ``regression`` (default: inferred from the
+            ``label`` column) or ``multitask``: one ``label_<output>`` column per output
+            (the default when the manifest has only such columns).
+        tasks: for multitask, ``{output: {"task": kind}}`` (default: inferred per column).
         image_size, image_channels, image_resize, image_dtype: the image input
             (``image_resize="pad"`` keeps the aspect ratio).
         seq_len, tokenizer, min_count, max_vocab_size: text ids and vocabulary (learned on
@@ -439,8 +471,6 @@ def from_manifest(
 
     rows, mapping, ignored = manifest_lib.read_manifest(source, columns, format)
     report = DataReport(source=source, total_rows=len(rows))
-    if ignored:
-        report.notes.append(f"ignored columns: {ignored}")
     present = [m for m in MODALITIES if m in mapping]
     if spec is not None:
         missing = [m for m in spec.modalities if m not in present]
@@ -453,12 +483,13 @@ def from_manifest(
     elif modalities is not None:
         missing = [m for m in modalities if m not in present]
         if missing:
-            raise DataError(f"{source}: modalities={list(modalities)} but no column for {missing}.")
+            raise DataError(
+                f"{source}: the model needs input columns {missing}, which the manifest lacks. "
+                f"Input columns found: {present}"
+            )
         chosen = sorted(modalities)
     else:
         chosen = present
-    if set(present) - set(chosen):
-        report.notes.append(f"unused input columns: {sorted(set(present) - set(chosen))}")
 
     bad: Dict[int, RowError] = {}
 
@@ -471,15 +502,17 @@ def from_manifest(
             fail(r, *r.error)
     good = lambda: [r for r in rows if r.row not in bad]  # noqa: E731
 
-    if spec is not None:
-        task = spec.task
-    elif task is None:
-        task = manifest_lib.infer_task([r.values.get("label") for r in good()])
-    if task not in ("classification", "multilabel", "regression"):
-        raise ValueError(
-            "from_manifest supports task='classification', 'multilabel' or 'regression'. "
-            f"Received: task={task!r}"
-        )
+    try:
+        targets = targets_lib.manifest_targets(
+            manifest_lib.label_columns(mapping), task=task, tasks=tasks, spec=spec, source=source,
+            values_of=lambda column: [r.values.get(column) for r in good()])
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    used_labels = {t.column for t in targets}
+    unused = ([mapping[c] for c in present if c not in chosen]
+              + [mapping[c] for c in manifest_lib.label_columns(mapping) if c not in used_labels] + ignored)
+    if unused:
+        report.notes.append(f"columns this model does not use (ignored): {unused}")
     seconds = float(settings["audio_seconds"])
     audio_samples = (
         spec.audio_samples
@@ -533,10 +566,12 @@ def from_manifest(
                         p[column] = manifest_lib.parse_numbers(value, "tabular")
                     except ValueError as e:
                         raise _RowProblem(column, value, str(e))
-            try:
-                p["label"] = manifest_lib.parse_label(r.values.get("label"), task)
-            except ValueError as e:
-                raise _RowProblem("label", r.values.get("label"), str(e))
+            p["label"] = {}
+            for t in targets:
+                try:
+                    p["label"][t.name] = t.parse(r.values.get(t.column))
+                except ValueError as e:
+                    raise _RowProblem(mapping[t.column], r.values.get(t.column), str(e))
             if "split" in mapping:
                 try:
                     p["split"] = manifest_lib.parse_split(r.values.get("split"))
@@ -563,16 +598,20 @@ def from_manifest(
         else:
             what = "the spec's tabular_dim"
         check_lengths("tabular", tabular_dim, what)
-    num_outputs = None
-    if task == "regression":
-        num_outputs = spec.num_classes if spec is not None else None
+    for t in targets:
+        if t.has_classes:
+            continue
         firsts = good()
-        if num_outputs is None:
-            num_outputs = len(parsed[firsts[0].row]["label"]) if firsts else 1
+        if spec is None:
+            t.num_classes = len(parsed[firsts[0].row]["label"][t.name]) if firsts else 1
             what = f"as in row {firsts[0].row}" if firsts else ""
         else:
             what = "the spec's num_classes"
-        check_lengths("label", num_outputs, what)
+        for r in firsts:
+            n = len(parsed[r.row]["label"][t.name])
+            if n != t.num_classes:
+                fail(r, mapping[t.column], r.values.get(t.column),
+                     f"has {n} values, expected {t.num_classes} ({what})")
 
     # ---------------------------------------------------------- decode every file with TF
     if validate == "decode":
@@ -582,7 +621,6 @@ def from_manifest(
             image_dtype=settings["image_dtype"],
             sample_rate=int(settings["sample_rate"]),
             audio_samples=audio_samples,
-            num_classes=1,
             image_resize=settings["image_resize"],
         )
         fns = {
@@ -602,34 +640,29 @@ def from_manifest(
     if "split" in mapping:
         splits = [parsed[r.row]["split"] for r in todo]
     else:
-        strata = [parsed[r.row]["label"] for r in todo] if task == "classification" else None
+        first = targets[0]
+        strata = [parsed[r.row]["label"][first.name] for r in todo] if targets_lib.stratify_by(first) else None
         splits = _seeded_split(len(todo), strata, val_fraction, test_fraction, seed)
     split_of = {r.row: s for r, s in zip(todo, splits)}
-    if task in ("classification", "multilabel"):
+    for t in targets:
+        if not t.has_classes:
+            continue
         if spec is not None:
-            class_names = list(spec.class_names or [])
-            known, where = set(class_names), "the spec's class names"
+            known, where = set(t.names()), "the spec's class names"
         else:
             train_names = set()
             for r in todo:
                 if split_of[r.row] == "train":
-                    lab = parsed[r.row]["label"]
-                    train_names.update(lab if isinstance(lab, list) else [lab])
-            class_names = manifest_lib.sort_class_names(train_names)
-            known, where = set(class_names), "the train split"
+                    train_names.update(t.label_values(parsed[r.row]["label"][t.name]))
+            t.class_names = manifest_lib.sort_class_names(train_names)
+            t.num_classes = len(t.class_names)
+            known, where = set(t.class_names), "the train split"
         for r in todo:
-            lab = parsed[r.row]["label"]
-            unseen = [n for n in (lab if isinstance(lab, list) else [lab]) if n not in known]
+            unseen = [n for n in t.label_values(parsed[r.row]["label"][t.name]) if n not in known]
             if unseen:
-                fail(
-                    r,
-                    "label",
-                    r.values.get("label"),
-                    f"class {unseen[0]!r} ({split_of[r.row]} split) is not in {where}; "
-                    f"known classes: {_short(class_names)}",
-                )
-    else:
-        class_names = None
+                fail(r, mapping[t.column], r.values.get(t.column),
+                     f"class {unseen[0]!r} ({split_of[r.row]} split) is not in {where}; "
+                     f"known classes: {_short(sorted(known) if spec is None else t.names())}")
 
     report.errors = sorted(bad.values(), key=lambda e: e.row)
     if on_error == "raise":
@@ -642,8 +675,9 @@ def from_manifest(
         raise DataError(f"{source}: no usable rows in the train split.\n{report.summary()}", report)
 
     # ---------------------------------------------------------- spec
-    if task in ("classification", "multilabel") and not class_names:
-        raise DataError(f"{source}: no class names found in the train split.", report)
+    for t in targets:
+        if t.has_classes and not t.class_names:
+            raise DataError(f"{source}: no class names found in the train split ({t.column}).", report)
     if spec is None:
         vocabulary = None
         if "text" in chosen:
@@ -659,9 +693,7 @@ def from_manifest(
             sample_rate=int(settings["sample_rate"]),
             audio_samples=audio_samples,
             tabular_dim=tabular_dim or DataSpec.tabular_dim,
-            task=task,
-            num_classes=len(class_names) if class_names else num_outputs,
-            class_names=class_names,
+            **targets_lib.spec_fields_of(targets),
             vocabulary=vocabulary,
             tokenizer=tokenizer,
             image_resize=settings["image_resize"],
@@ -682,14 +714,15 @@ def from_manifest(
                 )
             else:
                 cols[m] = [parsed[r.row][m] for r in srows]
-        cols["label"] = encode_labels([parsed[r.row]["label"] for r in srows], spec)
+        encoded = {t.name: t.encode([parsed[r.row]["label"][t.name] for r in srows]) for t in targets}
+        cols["label"] = encoded[targets[0].name] if targets[0].key is None else encoded
         columns_out[split] = cols
         report.kept[split] = len(srows)
     data = ManifestData(spec, report, columns_out, resample=resample)
     # How to open the same rows again (a run records it; evaluation and export reopen it with
     # the run's saved spec). Settings the spec holds are not repeated here.
     options = dict(
-        modalities=list(modalities) if modalities else None, task=task, resample=resample,
+        modalities=list(modalities) if modalities else None, task=task, tasks=tasks, resample=resample,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, root=root, columns=columns,
         format=format, allow_absolute_paths=allow_absolute_paths, on_error=on_error, validate=validate,
     )
@@ -711,17 +744,3 @@ class _RowProblem(Exception):
 def _short(names, n: int = 10) -> str:
     names = list(names)
     return str(names) if len(names) <= n else str(names[:n])[:-1] + f", ... ({len(names)} in all)]"
-
-
-def encode_labels(labels: list, spec: DataSpec) -> np.ndarray:
-    """Parsed labels -> int32 ids, float32 multi-hot or float32 values, per ``spec.task``."""
-    if spec.task == "classification":
-        index = {n: i for i, n in enumerate(spec.class_names)}
-        return np.array([index[x] for x in labels], np.int32)
-    if spec.task == "multilabel":
-        index = {n: i for i, n in enumerate(spec.class_names)}
-        out = np.zeros((len(labels), spec.num_classes), np.float32)
-        for i, names in enumerate(labels):
-            out[i, [index[n] for n in names]] = 1.0
-        return out
-    return np.array(labels, np.float32).reshape(len(labels), spec.num_classes)

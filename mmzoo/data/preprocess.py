@@ -11,8 +11,11 @@ import tensorflow as tf
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
 from mmzoo.data import text as text_lib
+from mmzoo.registry import keras_serializable
+from mmzoo.spec import DataSpec
 
 
+@keras_serializable
 class Preprocessor(tf.Module):
     """Raw features -> the model inputs of ``spec``.
 
@@ -32,6 +35,7 @@ class Preprocessor(tf.Module):
 
     def __init__(self, spec, resample: bool = True, name: str = "mmzoo_preprocessor"):
         super().__init__(name=name)
+        spec = DataSpec.from_dict(spec) if isinstance(spec, dict) else spec
         self.spec = spec
         self.resample = resample
         self.tokenizer = (
@@ -73,3 +77,11 @@ class Preprocessor(tf.Module):
             else:
                 out[name] = getattr(self, name)(value)
         return out
+
+    # A task saves its preprocessor in its ``.keras`` config: the spec, vocabulary included.
+    def get_config(self) -> dict:
+        return {"spec": self.spec.to_dict(), "resample": self.resample, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Preprocessor":
+        return cls(**config)

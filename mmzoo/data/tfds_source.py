@@ -265,7 +265,7 @@ def from_tfds(
         kind, task = "string", "classification"
         class_names = None
     elif np.dtype(label_feature.np_dtype).kind == "f":
-        kind, task = "regression", "regression"
+        kind, task = "float", "regression"
         class_names = None
     else:
         kind, task = "class", "classification"
@@ -305,7 +305,7 @@ def from_tfds(
             )
     if spec is not None:
         num_classes = spec.num_classes
-    elif task == "regression":
+    elif kind == "float":
         shape = label_feature.shape
         num_classes = int(np.prod(shape)) if shape else 1
     else:

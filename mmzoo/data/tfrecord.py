@@ -38,10 +38,8 @@ def _feature_spec(spec: DataSpec) -> dict:
         out["audio"] = tf.io.FixedLenFeature([spec.audio_samples], tf.float32)
     if "tabular" in spec.modalities:
         out["tabular"] = tf.io.FixedLenFeature([spec.tabular_dim], tf.float32)
-    if spec.task == "classification":
-        out["label"] = tf.io.FixedLenFeature([], tf.int64)
-    else:
-        out["label"] = tf.io.FixedLenFeature([spec.num_classes], tf.float32)
+    for target in spec.targets:
+        out[target.column] = target.record_feature()
     return out
 
 
@@ -61,7 +59,8 @@ def _example(features: dict, label, spec: DataSpec) -> bytes:
         feats["audio"] = floats(features["audio"])
     if "tabular" in features:
         feats["tabular"] = floats(features["tabular"])
-    feats["label"] = ints(label) if spec.task == "classification" else floats(label)
+    for target in spec.targets:
+        feats[target.column] = target.record_value(label if target.key is None else label[target.key])
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
@@ -131,6 +130,9 @@ class TFRecordData(MultimodalData):
         super().__init__(spec, report)
         self.root = root
         self._info = info
+
+    def _set_spec(self, spec) -> None:
+        super()._set_spec(spec)
         self._parse_spec = _feature_spec(spec)
 
     @property
@@ -162,8 +164,8 @@ class TFRecordData(MultimodalData):
         for key in ("audio", "tabular"):
             if key in ex:
                 feats[key] = ex[key]
-        label = tf.cast(ex["label"], tf.int32) if spec.task == "classification" else ex["label"]
-        return feats, label
+        labels = {t.key: t.from_record(ex[t.column]) for t in spec.targets}
+        return feats, (labels[None] if None in labels else labels)
 
 
 def from_tfrecord(path: str, spec: Optional[DataSpec] = None) -> TFRecordData:

@@ -57,6 +57,7 @@ def build_model_card(*, name: str, version: Optional[int], source, spec, signatu
                      artifacts: dict, validation: Optional[dict], warmup: Optional[dict],
                      rest_rows: List[dict], options: dict) -> dict:
     from mmzoo.export.outputs import output_plan
+    from mmzoo.tasks.targets import targets_of
 
     preset = source.preset
     description = None
@@ -76,8 +77,7 @@ def build_model_card(*, name: str, version: Optional[int], source, spec, signatu
         "description": description,
         "source": {"run_dir": source.run_dir, "model_name": getattr(source.model, "name", None)},
         "data_spec": spec.to_dict(),
-        "class_names": {(e["key"] or "output"): e["class_names"] for e in output_plan(spec)
-                        if e["task"] != "regression"},
+        "class_names": {(t.key or "output"): t.names() for t in targets_of(spec) if t.labels_file()},
         "outputs": output_plan(spec),
         "metrics": source.metrics,
         "training_config": source.config,

@@ -21,28 +21,18 @@ from typing import Dict, List
 
 import numpy as np
 
-MULTILABEL_THRESHOLD = 0.5
+from mmzoo.tasks.targets import Target, targets_of
 
 
 def output_plan(spec) -> List[dict]:
-    """One entry per task: ``prefix``, ``task``, ``num_classes``, ``class_names``, ``key``
+    """One entry per target: ``prefix``, ``task``, ``num_classes``, ``class_names``, ``key``
     (the Keras output dict key, None for single-output models)."""
-    if spec.task == "multitask":
-        plan = []
-        for name, cfg in spec.tasks.items():
-            num = int(cfg.get("num_classes", 1))
-            names = cfg.get("class_names") or [str(i) for i in range(num)]
-            plan.append({"prefix": f"{name}_", "task": cfg.get("task", "classification"),
-                         "num_classes": num, "class_names": [str(n) for n in names], "key": name})
-        return plan
-    names = spec.class_names or [str(i) for i in range(spec.num_classes)]
-    return [{"prefix": "", "task": spec.task, "num_classes": spec.num_classes,
-             "class_names": list(names), "key": None}]
+    return [t.to_plan() for t in targets_of(spec)]
 
 
 def primary_name(entry: dict) -> str:
     """``probabilities`` (classification, multilabel) or ``value`` (regression), prefixed."""
-    return entry["prefix"] + ("value" if entry["task"] == "regression" else "probabilities")
+    return Target.from_plan(entry).primary
 
 
 def split_model_output(output, plan: List[dict]) -> dict:
@@ -71,22 +61,8 @@ def serving_outputs(output, plan: List[dict]) -> dict:
     named = {}
     primaries = split_model_output(output, plan)
     for e in plan:
-        p = e["prefix"]
-        x = tf.cast(primaries[primary_name(e)], tf.float32)
-        if e["task"] == "classification":
-            class_id = tf.argmax(x, axis=-1, output_type=tf.int64)
-            named[p + "probabilities"] = x
-            named[p + "class_id"] = class_id
-            named[p + "class_name"] = tf.gather(tf.constant(e["class_names"]), class_id)
-        elif e["task"] == "multilabel":
-            on = x >= MULTILABEL_THRESHOLD
-            names = tf.broadcast_to(tf.constant(e["class_names"]), tf.shape(x))
-            joined = tf.strings.reduce_join(tf.ragged.boolean_mask(names, on), axis=-1, separator=",")
-            named[p + "probabilities"] = x
-            named[p + "predicted"] = tf.cast(on, tf.int64)
-            named[p + "predicted_names"] = joined
-        else:
-            named[p + "value"] = x
+        target = Target.from_plan(e)
+        named.update(target.serving_outputs(tf.cast(primaries[target.primary], tf.float32)))
     return named
 
 
@@ -95,27 +71,6 @@ def lite_outputs(model, plan: List[dict]) -> dict:
     named = {}
     primaries = split_model_output(model.output, plan)
     for e in plan:
-        x = primaries[primary_name(e)]
-        named[primary_name(e)] = x
-        if e["task"] == "classification":
-            named[e["prefix"] + "class_id"] = _arg_max_layer()(x)
+        target = Target.from_plan(e)
+        named.update(target.lite_outputs(primaries[target.primary]))
     return named
-
-
-def _arg_max_layer():
-    """``tf.argmax`` as a layer: ``keras.ops.argmax`` adds a -0.0 fix-up (BitwiseAnd) that
-    has no TFLite builtin. Used only in the conversion wrapper, never saved."""
-    import keras
-    import tensorflow as tf
-
-    class ArgMax(keras.layers.Layer):
-        def call(self, x):
-            return tf.argmax(x, axis=-1, output_type=tf.int32)
-
-        def compute_output_shape(self, shape):
-            return tuple(shape[:-1])
-
-        def compute_output_spec(self, x):
-            return keras.KerasTensor(x.shape[:-1], dtype="int32")
-
-    return ArgMax(name="class_id")

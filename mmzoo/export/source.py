@@ -141,23 +141,20 @@ def serving_model(model, unroll: bool = False):
     """
     import tensorflow as tf
 
-    from mmzoo.model import MultimodalModel
-    from mmzoo.registry import ENCODERS
+    from mmzoo.registry import ENCODERS, FUSIONS
 
     keras = _keras()
-    config = model.get_config()
+    encoder_options, fusion_options = {}, {}
     if unroll:
-        for part in config["encoders"].values():
-            params = inspect.signature(ENCODERS.get(part["name"])).parameters
-            if "unroll" in params:
-                part.setdefault("options", {})["unroll"] = True
-        if config["fusion"]["name"] == "recurrent":
-            config["fusion"].setdefault("options", {})["unroll"] = True
-    if isinstance(config.get("spec"), DataSpec):
-        config["spec"] = config["spec"].to_dict(include_vocabulary=False)
+        backbone = model.backbone
+        for m, part in backbone.encoder_config.items():
+            if "unroll" in inspect.signature(ENCODERS.get(part["name"])).parameters:
+                encoder_options[m] = {"unroll": True}
+        fusion = backbone.fusion_config
+        if fusion and "unroll" in inspect.signature(FUSIONS.get(fusion["name"]).__init__).parameters:
+            fusion_options["unroll"] = True
     with tf.device("/CPU:0"):
-        copy = MultimodalModel.from_config(config)
-        copy.set_weights(model.get_weights())
+        copy = model.rebuilt(encoder_options=encoder_options, fusion_options=fusion_options)
     for layer in _all_layers(copy):
         if isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
             layer.use_cudnn = False

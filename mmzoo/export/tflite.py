@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 
 from mmzoo.export.outputs import lite_outputs, output_plan
+from mmzoo.tasks.targets import targets_of
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FILE_NAMES = {q: f"model_{q}.tflite" for q in QUANTIZATIONS}
@@ -262,12 +263,12 @@ def write_lite_bundle(folder: str, spec) -> List[str]:
     reference ``tokenizer.py`` (same ids as the SavedModel). Returns the file names."""
     os.makedirs(folder, exist_ok=True)
     written = []
-    for e in output_plan(spec):
-        if e["task"] == "regression":
+    for target in targets_of(spec):
+        fname = target.labels_file()
+        if fname is None:
             continue
-        fname = f"{e['prefix']}labels.txt"
         with open(os.path.join(folder, fname), "w", encoding="utf-8") as f:
-            f.write("\n".join(e["class_names"]) + "\n")
+            f.write("\n".join(target.names()) + "\n")
         written.append(fname)
     if "text" in spec.modalities and spec.vocabulary:
         from mmzoo.data import text as text_lib

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mmzoo.export.outputs import primary_name
+from mmzoo.tasks.targets import Target
 
 DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05}
 
@@ -36,7 +36,8 @@ def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], pl
     outputs of every task."""
     max_diff, mean_diffs, agreements, nrmses = 0.0, [], [], []
     for e in plan:
-        key = primary_name(e)
+        target = Target.from_plan(e)
+        key = target.primary
         if key not in outputs:
             raise KeyError(f"output {key!r} missing; the artifact returned {sorted(outputs)}")
         got = np.asarray(outputs[key], np.float64).reshape(reference[key].shape)
@@ -46,14 +47,11 @@ def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], pl
         mean_diffs.append(float(diff.mean()) if diff.size else 0.0)
         if not np.all(np.isfinite(got)):
             max_diff = float("inf")
-        if e["task"] == "classification":
-            agreements.append(float(np.mean(got.argmax(-1) == ref.argmax(-1))))
-        elif e["task"] == "multilabel":
-            agreements.append(float(np.mean((got >= 0.5) == (ref >= 0.5))))
-        else:
-            span = float(ref.max() - ref.min()) if ref.size else 0.0
-            rmse = float(np.sqrt(np.mean((got - ref) ** 2))) if ref.size else 0.0
-            nrmses.append(rmse / (span + 1e-6))
+        figures = target.compare(got, ref)
+        if "agreement" in figures:
+            agreements.append(figures["agreement"])
+        if "nrmse" in figures:
+            nrmses.append(figures["nrmse"])
     return {
         "max_abs_diff": max_diff,
         "mean_abs_diff": float(np.mean(mean_diffs)),
@@ -204,13 +202,7 @@ def run_checks(folder: str) -> dict:
 def _check_names(out: dict, plan: List[dict]) -> None:
     """class_name must be class_names[class_id] (string outputs are part of the contract)."""
     for e in plan:
-        if e["task"] != "classification":
-            continue
-        ids = out[e["prefix"] + "class_id"]
-        names = [v.decode("utf-8") for v in out[e["prefix"] + "class_name"]]
-        expected = [e["class_names"][int(i)] for i in ids]
-        if names != expected:
-            raise ValueError(f"{e['prefix']}class_name {names} does not match class_id {list(ids)}")
+        Target.from_plan(e).check_serving(out)
 
 
 def validate_in_fresh_process(folder: str, timeout: float = 900.0) -> dict:

@@ -13,11 +13,8 @@ def _print_summary(run) -> None:
     test = m["test"]
     print("")
     print(f"run folder: {run.root}")
-    if m.get("task") == "classification":
-        print(f"{m['split']} accuracy: {test['accuracy']:.4f}   macro F1: {test['macro_f1']:.4f}   "
-              f"({test['examples']} examples)")
-    else:
-        print(f"{m['split']} metrics: " + json.dumps({k: v for k, v in test.items() if not isinstance(v, (dict, list))}))
+    for line in run.model.summary_lines(test):
+        print(f"{m['split']} {line}")
     ab = m.get("ablation")
     if ab:
         print("modality ablation (headline metric): " + ", ".join(

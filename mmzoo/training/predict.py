@@ -71,28 +71,7 @@ def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dic
     return {k: tf.expand_dims(v, 0) for k, v in x.items()}
 
 
-def describe_output(spec, output) -> dict:
-    """Turn a model output for one example into a readable dict."""
-    if spec.task == "multitask":
-        result = {}
-        for name, cfg in spec.tasks.items():
-            sub = spec.replace(task=cfg["task"], tasks=None, num_classes=cfg.get("num_classes", 1),
-                               class_names=cfg.get("class_names"))
-            result[name] = describe_output(sub, output[name])
-        return result
-    values = np.asarray(output)[0]
-    if spec.task == "classification":
-        class_id = int(values.argmax())
-        names = spec.class_names or [str(i) for i in range(len(values))]
-        return {"class_name": names[class_id], "class_id": class_id, "probabilities": values.tolist()}
-    if spec.task == "multilabel":
-        names = spec.class_names or [str(i) for i in range(len(values))]
-        return {"scores": dict(zip(names, values.tolist())),
-                "labels": [n for n, v in zip(names, values) if v >= 0.5]}
-    return {"values": values.tolist()}
-
-
 def predict_raw(model, spec, **raw) -> dict:
-    """Preprocess raw inputs with the spec and describe the model's prediction."""
+    """Preprocess raw inputs with the spec and let the task describe its prediction."""
     x = prepare_inputs(spec, **raw)
-    return describe_output(spec, model(x, training=False))
+    return model.describe_prediction(model(x, training=False))

@@ -62,12 +62,8 @@ def plot_confusion(confusion, class_names, path: str) -> str:
     return path
 
 
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def render_report(config: dict, metrics: dict, plots: dict) -> str:
-    """The run's report.md."""
+def render_report(config: dict, metrics: dict, plots: dict, sections: list) -> str:
+    """The run's report.md; ``sections``: the task's test-metrics lines (`Task.report_sections`)."""
     lines = [f"# mmzoo run: {config.get('preset') or 'custom model'}", ""]
     lines += [
         f"- data: {config['data'].get('description', config['data'])}",
@@ -75,22 +71,12 @@ def render_report(config: dict, metrics: dict, plots: dict) -> str:
         f"seed {config['seed']}, precision {config['precision']}, jit {config['jit']})",
         f"- training time: {metrics.get('train_seconds', 0):.1f} s",
         f"- parameters: {metrics.get('params'):,}",
+        *[f"- data: {note}" for note in metrics.get("data", {}).get("notes", [])],
         "",
         "## Test metrics",
         "",
     ]
-    test = metrics["test"]
-    tasks = test if metrics.get("task") == "multitask" else {"": test}
-    for task_name, m in tasks.items():
-        if task_name:
-            lines += [f"### {task_name}", ""]
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items() if not isinstance(v, (dict, list))]
-        if "per_class" in m:
-            lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-            for name, c in m["per_class"].items():
-                lines.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
-        lines.append("")
+    lines += sections
     ablation = metrics.get("ablation")
     if ablation:
         lines += [

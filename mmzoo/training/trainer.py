@@ -45,6 +45,8 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
             name, _, config = source.partition("/")
             from mmzoo import datasets
 
+            # A built-in dataset decides its inputs and targets; `with_inputs` picks the model's.
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("modalities", "task", "tasks")}
             data = datasets.load(name, config=config or "image_text_audio", spec=spec, **kwargs)
             return data
         if not os.path.exists(source):
@@ -119,7 +121,7 @@ class Run:
         ``data`` may be a data object or a manifest path; it is read with this run's data
         spec (same vocabulary, class names and shapes).
         """
-        from mmzoo.training.evaluate import collect, modality_ablation, task_metrics
+        from mmzoo.training.evaluate import collect, modality_ablation
 
         spec = self.spec
         if data is None:
@@ -129,8 +131,8 @@ class Run:
         split = split or _eval_split(data)
         ds = data.dataset(split, batch_size=batch_size, shuffle=False)
         inputs, y, pred = collect(self.model, ds)
-        result = {"split": split, "test": task_metrics(spec, y, pred)}
-        result["ablation"] = modality_ablation(self.model, spec, inputs, y)
+        result = {"split": split, "test": self.model.evaluate_predictions(y, pred)}
+        result["ablation"] = modality_ablation(self.model, inputs, y)
         return result
 
     def predict(self, image=None, text=None, audio=None, tabular=None) -> dict:
@@ -242,20 +244,27 @@ def train(
         preset = model.get("preset")
     else:
         preset = model
+    from mmzoo.tasks.targets import data_requirements
     from mmzoo.zoo import resolve_config
 
-    resolve_config(preset, **{k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")})
+    planned = resolve_config(preset, **{k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")})
+    needs = list(planned["spec"].modalities)
 
     if data is None:
         raise RunError("No data given. Pass a data object, a manifest path or 'shapes_vqa'.")
     if isinstance(data, str):
-        data = open_data(data, **(data_kwargs or {}))  # validates the manifest up front
+        # Only the model's inputs are read (other columns are named in the report); a missing
+        # one fails here, before training. Validates the manifest up front.
+        asked = {"modalities": needs, **data_requirements(planned["spec"]), **(data_kwargs or {})}
+        data = open_data(data, **asked)
+    data = data.with_inputs(needs)
     source = describe_source(data)
 
     import keras
     import tensorflow as tf
 
     config = {
+        "task": planned["task"],
         "preset": preset,
         "build": build,
         "data": source,
@@ -333,13 +342,15 @@ def train(
         run._model = net
         result = run.evaluate(data)
         metrics = {
-            "task": data.spec.task,
+            "task": net.task_name,
+            "target": data.spec.task,
             "split": result["split"],
             "test": result["test"],
             "ablation": result["ablation"],
             "epochs_run": len(state.history),
             "history": state.history,
             "params": int(net.count_params()),
+            "data": {"notes": list(data.report.notes)},
             "train_seconds": train_seconds,
         }
         if after_training is not None:
@@ -362,4 +373,5 @@ def write_report(run: Run, metrics: dict) -> None:
                                                    os.path.join(run.dir.plots_dir, "confusion_matrix.png"))
     metrics["plots"] = {k: os.path.relpath(v, run.root) for k, v in plots.items() if v}
     write_atomic(run.dir.path("metrics"), metrics)
-    write_atomic(run.dir.path("report"), render_report(run.config, metrics, plots))
+    sections = run.model.report_sections(metrics["test"])
+    write_atomic(run.dir.path("report"), render_report(run.config, metrics, plots, sections))

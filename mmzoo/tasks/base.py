@@ -1,0 +1,122 @@
+"""`Task`: the base class of mmzoo's jobs (a ``keras.Model`` subclass).
+
+A task owns its backbone (`mmzoo.backbone.Backbone`), its preprocessor (raw inputs -> model
+inputs, saved with it), its head(s), its default loss, metrics and optimizer (``compile()``
+with no arguments does the right thing), its evaluation (metrics, headline number, the
+report's sections), prediction on raw inputs, and its serving outputs (exporters ask the task
+for them). Subclasses register with `mmzoo.registry.register_task`.
+
+Example:
+>>> model = mmzoo.build("cnn_gru_concat", num_classes=3, compile=False)
+>>> model.compile()                      # the task's own optimizer, loss and metrics
+>>> isinstance(model, mmzoo.tasks.Task)
+True
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+import keras
+
+from mmzoo.spec import DataSpec
+
+
+class Task(keras.Model):
+    """Base class: a backbone, a preprocessor and what the task adds on top.
+
+    Subclasses call ``super().__init__(inputs=..., outputs=..., preprocessor=...)`` (a
+    Functional model) and set ``self.backbone``.
+    """
+
+    #: registered name (set by `mmzoo.registry.register_task`)
+    task_name: str = ""
+
+    def __init__(self, *args, preprocessor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.preprocessor = preprocessor
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def spec(self) -> DataSpec:
+        """The data spec: the preprocessor's (with the vocabulary) or the backbone's."""
+        if self.preprocessor is not None:
+            return self.preprocessor.spec
+        return self.backbone.spec
+
+    # ------------------------------------------------------------------ training defaults
+    def default_optimizer(self):
+        return keras.optimizers.Adam(1e-3)
+
+    def default_loss(self):
+        raise NotImplementedError
+
+    def default_metrics(self):
+        raise NotImplementedError
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Keras ``compile`` where ``"auto"`` (the default) means the task's own choice."""
+        super().compile(
+            optimizer=self.default_optimizer() if optimizer == "auto" else optimizer,
+            loss=self.default_loss() if loss == "auto" else loss,
+            metrics=self.default_metrics() if metrics == "auto" else metrics,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_predictions(self, y_true, predictions) -> dict:
+        """Metrics of predictions against targets (numpy), as saved in metrics.json."""
+        raise NotImplementedError
+
+    def headline(self, metrics: dict) -> float:
+        """The one number a table shows (higher is better)."""
+        raise NotImplementedError
+
+    def report_sections(self, metrics: dict) -> List[str]:
+        """Markdown lines of the run report's test-metrics section."""
+        raise NotImplementedError
+
+    def summary_lines(self, metrics: dict) -> List[str]:
+        """What the command line prints after training or evaluation."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ raw inputs
+    def preprocess(self, features: Dict[str, Any]) -> dict:
+        """Raw inputs (bytes, strings, floats) -> model inputs, as in training."""
+        if self.preprocessor is None:
+            raise ValueError(f"{self.name} has no preprocessor; build it from data (mmzoo.build(..., "
+                             "**data.model_kwargs())) or load a trained run's model.keras.")
+        return self.preprocessor(features)
+
+    def describe_prediction(self, output) -> dict:
+        """One example's output as a readable dict."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ serving
+    def output_plan(self) -> List[dict]:
+        """JSON description of the outputs every exporter writes (model card, validation)."""
+        raise NotImplementedError
+
+    def serving_outputs(self, output) -> dict:
+        """TF graph: the model's output -> the SavedModel signature's named outputs."""
+        raise NotImplementedError
+
+    def lite_outputs(self, output) -> dict:
+        """Keras symbolic: the model's output -> the TFLite flatbuffer's named outputs."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "preprocessor": None if self.preprocessor is None
+            else json.loads(json.dumps(keras.saving.serialize_keras_object(self.preprocessor))),
+        }
+
+    @staticmethod
+    def _deserialize_preprocessor(config: Optional[dict]):
+        if config is None:
+            return None
+        return keras.saving.deserialize_keras_object(config)
