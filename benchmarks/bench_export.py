@@ -187,7 +187,8 @@ def main(argv=None) -> int:
         return statistics.median(fn(row) for row in per_round)
 
     SM, LITE = "SavedModel predict_preprocessed", "TFLite float32 (LiteRT, XNNPACK)"
-    RAW, PLAIN, XLA = "SavedModel serving_default", "plain model.export (decoded inputs)", "SavedModel serving_default (xla)"
+    RAW, PLAIN = "SavedModel serving_default", "plain model.export (decoded inputs)"
+    XLA = "SavedModel serving_default (xla)"
     print("\ntargets (medians of per-round ratios)")
     checks = [
         ("TFLite f32 batch-64 throughput >= 1.5x SavedModel", ratio(lambda r: r[LITE][1] / r[SM][1]), ">=", 1.5),
@@ -263,7 +264,8 @@ def plot(results: list, preset: str, path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(names) + 1.5), sharey=True)
     for ax, values, label in ((axes[0], [r[1] for r in results], "batch-1 latency (ms, lower is better)"),
                               (axes[1], [r[2] for r in results], "batch-64 throughput (examples/s)")):
-        ax.barh(names, values, color=["#c64" if "TFLite" in n else "#2a7" if "ONNX" not in n else "#888" for n in names])
+        colors = ["#c64" if "TFLite" in n else "#2a7" if "ONNX" not in n else "#888" for n in names]
+        ax.barh(names, values, color=colors)
         ax.set_xlabel(label)
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:.2f}" if v < 100 else f" {v:.0f}", va="center", fontsize=8)

@@ -29,8 +29,6 @@ hold the teardown until the autotuner's current sleep ends (10 ms doubling up to
 
 from __future__ import annotations
 
-from typing import Optional
-
 import argparse
 import json
 import os
@@ -40,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")

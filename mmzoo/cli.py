@@ -132,7 +132,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*attention*'")
     p.add_argument("--task", help="only the presets of one task, e.g. 'classifier'")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    p.add_argument("--write", metavar="FILE", help="put the Markdown table between the preset markers of FILE (README.md)")
+    p.add_argument("--write", metavar="FILE",
+                   help="put the Markdown table between the preset markers of FILE (README.md)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("describe", help="describe one preset (no model is built)")
@@ -161,7 +162,8 @@ FEATURE_COMMANDS = {
     "evaluate": _TRAINING + ("evaluate a run (metrics, per-class scores, modality ablation)",),
     "predict": _TRAINING + ("predict from raw files and text with a run's model",),
     "data": ("mmzoo.data.cli", "add_data_commands", "check and convert datasets (mmzoo data check MANIFEST)"),
-    "export": ("mmzoo.export.cli", "add_export_commands", "export a run for TF Serving (SavedModel) and LiteRT (TFLite)"),
+    "export": ("mmzoo.export.cli", "add_export_commands",
+               "export a run for TF Serving (SavedModel) and LiteRT (TFLite)"),
 }
 
 

@@ -88,7 +88,9 @@ def _fix_progs(parser: argparse.ArgumentParser) -> None:
         _fix_progs(child)
 
 
-def iter_commands(parser: argparse.ArgumentParser, path: Tuple[str, ...] = ()) -> Iterator[Tuple[Tuple[str, ...], argparse.ArgumentParser, str]]:
+def iter_commands(
+    parser: argparse.ArgumentParser, path: Tuple[str, ...] = ()
+) -> Iterator[Tuple[Tuple[str, ...], argparse.ArgumentParser, str]]:
     """``(path, parser, help)`` for every leaf command, in the order the parsers list them."""
     sub = _subparsers_action(parser)
     if sub is None:
@@ -255,7 +257,8 @@ def render_parts() -> str:
 
     lines = ["| kind | registered names |", "|---|---|"]
     for modality in ("image", "text", "audio", "tabular"):
-        lines.append(f"| {modality} encoders | {', '.join(f'`{n}`' for n in list_parts('encoder', modality=modality))} |")
+        names = ", ".join(f"`{n}`" for n in list_parts("encoder", modality=modality))
+        lines.append(f"| {modality} encoders | {names} |")
     lines.append(f"| fusions | {', '.join(f'`{n}`' for n in list_parts('fusion'))} |")
     lines.append(f"| heads | {', '.join(f'`{n}`' for n in list_parts('head'))} |")
     return "\n".join(lines)
@@ -392,7 +395,8 @@ def render_benchmarks(root: str = ROOT) -> str:
                 columns += [c for c in row if c not in columns and not isinstance(row[c], (dict, list))]
             lines += ["| " + " | ".join([key] + columns) + " |", "|" + "---|" * (len(columns) + 1)]
             for name, row in rows.items():
-                lines.append("| " + " | ".join([_cell(name)] + [_cell(_scalar(row.get(c, ""))) for c in columns]) + " |")
+                cells = [_cell(name)] + [_cell(_scalar(row.get(c, ""))) for c in columns]
+                lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         if os.path.exists(os.path.join(folder, stem + ".png")):
             lines += [f"![{stem}](../benchmarks/results/{stem}.png)", ""]
@@ -447,7 +451,9 @@ def update(root: str = ROOT, check: bool = False) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmzoo.docs", description="Generate docs/cli.md and the generated blocks of docs/guide.md.")
+    parser = argparse.ArgumentParser(
+        prog="python -m mmzoo.docs", description="Generate docs/cli.md and the generated blocks of docs/guide.md."
+    )
     parser.add_argument("--check", action="store_true", help="only check; exit 1 when a file is out of date")
     parser.add_argument("--root", default=ROOT, help="the repository root (default: this checkout)")
     args = parser.parse_args(argv)

@@ -37,12 +37,3 @@ def parse_numbers(value, what: str) -> List[float]:
             raise ValueError(f"{what} has a non-finite value: {item!r}")
         out.append(x)
     return out
-
-
-def parse_split(value) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"the split is empty; expected one of {list(SPLITS)}")
-    key = value.strip().lower()
-    if key not in SPLIT_ALIASES:
-        raise ValueError(f"unknown split; expected one of {list(SPLITS)}")
-    return SPLIT_ALIASES[key]

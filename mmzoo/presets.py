@@ -17,11 +17,13 @@ REFERENCES = {
     "concat": "Early/intermediate fusion by concatenation (Ngiam et al., 2011, Multimodal Deep Learning).",
     "weighted_sum": "Learned softmax-weighted sum of projected modality features.",
     "gated": "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion.",
-    "attention": "Tsai et al., 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences; Lu et al., 2019, ViLBERT (co-attention).",
+    "attention": "Tsai et al., 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences; "
+    "Lu et al., 2019, ViLBERT (co-attention).",
     "film": "Perez et al., 2018, FiLM: Visual Reasoning with a General Conditioning Layer.",
     "tensor": "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis.",
     "low_rank": "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors.",
-    "late": "Late fusion / decision averaging (Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis).",
+    "late": "Late fusion / decision averaging "
+    "(Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis).",
     "conv": "Convolution across stacked modality features (as in CentralNet-style and 1D-conv fusion baselines).",
     "recurrent": "Recurrent fusion over the modality sequence (cf. Memory Fusion Network, Zadeh et al., 2018).",
 }
@@ -97,7 +99,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",
-        image="cnn", text="bigru", audio="melcnn", fusion="film", encoder_options={"text": {"dropout": 0.1}}, defaults=_AUDIO, params=1_529_758,
+        image="cnn", text="bigru", audio="melcnn", fusion="film", encoder_options={"text": {"dropout": 0.1}},
+        defaults=_AUDIO, params=1_529_758,
     ),
     "cnn_gru_melcnn_tensor": dict(
         description="Image + text + audio tensor fusion (outer product of 16-d projections).",

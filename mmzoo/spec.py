@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Sequence
 
 from mmzoo.registry import MODALITY_NAMES as MODALITIES
 from mmzoo.tasks import targets as targets_lib
+
 IMAGE_DTYPES = ("uint8", "float32")
 IMAGE_RESIZE = ("stretch", "pad")
 

@@ -98,3 +98,60 @@ class MmzooTestCase(TestCase):
         for a, b in zip(flat_outputs(model(x, training=False)), flat_outputs(loaded(x, training=False))):
             np.testing.assert_allclose(a, b, atol=atol, rtol=0)
         return loaded
+
+
+# ----------------------------------------------------------------------------- task contract
+VOCABULARY = ["<pad>", "<unk>"] + [f"w{i}" for i in range(TINY["vocab_size"] - 2)]
+
+
+def tiny_task(name: str, seed: int = 0):
+    """A preset at tiny shapes, with a vocabulary (so its preprocessor tokenizes)."""
+    return mmzoo.build(name, seed=seed, compile=False, vocabulary=VOCABULARY, **tiny_overrides(name))
+
+
+class TaskContract:
+    """What every registered task and preset must do (keras-hub's ``run_task_test`` idea):
+    call the runners from a test that walks the registry."""
+
+    @staticmethod
+    def raw_batch(task, n: int = 4) -> dict:
+        from mmzoo.export.examples import raw_batch, synthetic_examples
+
+        return raw_batch(synthetic_examples(task.spec, n, seed=0), task.spec)
+
+    def run_preprocessor_test(self, task):
+        """The preprocessor turns raw inputs into exactly the model's inputs."""
+        x = task.preprocess({k: tf.constant(v) for k, v in self.raw_batch(task).items()})
+        assert set(x) == set(task.input), (sorted(x), sorted(task.input))
+        for name, value in x.items():
+            expected = task.input[name]
+            assert tuple(value.shape[1:]) == tuple(expected.shape[1:]), (name, value.shape, expected.shape)
+            assert value.dtype.name == expected.dtype, (name, value.dtype, expected.dtype)
+        out = task(x, training=False)
+        assert all(np.all(np.isfinite(o)) for o in flat_outputs(out))
+        return x
+
+    def run_fit_test(self, task, x, y):
+        """``compile()`` with no arguments, then ``fit`` changes every trainable weight."""
+        task.compile(optimizer=keras.optimizers.Adam(1e-2))
+        before = [v.numpy().copy() for v in task.trainable_variables]
+        history = task.fit(x, y, epochs=2, batch_size=len(next(iter(x.values()))), verbose=0)
+        assert all(np.isfinite(history.history["loss"]))
+        unchanged = [v.path for v, b in zip(task.trainable_variables, before) if np.array_equal(v.numpy(), b)]
+        assert not unchanged, f"weights that fit did not change: {unchanged}"
+
+    def run_round_trip_test(self, task, x):
+        """``.keras`` with ``safe_mode=True``: same class, config, spec (vocabulary) and outputs."""
+        loaded = MmzooTestCase().assert_keras_round_trip(task, x)
+        assert type(loaded) is type(task) and loaded.get_config() == task.get_config()
+        assert loaded.spec == task.spec and loaded.spec.vocabulary == task.spec.vocabulary
+        return loaded
+
+    def run_export_test(self, task, out_dir):
+        """Every exporter's artifacts pass validation (published only then)."""
+        result = mmzoo.export(task, out=str(out_dir), name="contract", formats=mmzoo.export.FORMATS,
+                              num_samples=8, warmup_requests=2, validate="inline")
+        failed = [k for k, check in result.parity.items() if not check["passed"]]
+        assert not failed, failed
+        assert {"saved_model", "tflite_float32"} <= set(result.artifacts)
+        return result

@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import mmzoo
 from mmzoo.cli import format_table, main, preset_rows
 
@@ -23,14 +21,14 @@ def test_list_prints_every_preset(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["name", "modalities", "encoders", "fusion", "head", "params", "pretrained"]
-    assert [l.split()[0] for l in lines[2:]] == mmzoo.list_models()
+    assert lines[0].split() == ["name", "task", "modalities", "encoders", "fusion", "head", "params", "pretrained"]
+    assert [item.split()[0] for item in lines[2:]] == mmzoo.list_models()
     assert "2,189,770" in out
 
 
 def test_list_filters_and_fails_on_no_match(capsys):
     assert main(["list", "*film*"]) == 0
-    assert [l.split()[0] for l in capsys.readouterr().out.strip().splitlines()[2:]] == mmzoo.list_models("*film*")
+    assert [item.split()[0] for item in capsys.readouterr().out.strip().splitlines()[2:]] == mmzoo.list_models("*film*")
     assert main(["list", "nothing*"]) == 1
     assert "No preset matches 'nothing*'" in capsys.readouterr().err
 

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import rows_for, write_manifest
 
 import mmzoo.data as md
 from mmzoo.spec import DataSpec
-from conftest import rows_for, write_manifest
 
 KW = dict(image_size=(8, 8), seq_len=6, audio_seconds=0.1)
 
@@ -238,7 +238,8 @@ def test_column_errors_suggest_names(media):
         test_fraction=0,
         **KW,
     )
-    assert data.modalities == ("image",) and "ignored columns: ['notes']" in data.report.summary()
+    assert data.modalities == ("image",)
+    assert "columns this model does not use (ignored): ['notes']" in data.report.summary()
 
 
 def test_many_errors_listed_and_counted(media):

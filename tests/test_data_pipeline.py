@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import rows_for, write_manifest
 from etils import epath
 
 import mmzoo.data as md
 from mmzoo.data import cli
-from conftest import rows_for, write_manifest
 
 KW = dict(image_size=(8, 8), seq_len=6, audio_seconds=0.05)
 

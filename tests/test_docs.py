@@ -12,7 +12,12 @@ import pytest
 
 import mmzoo.docs
 from mmzoo.docs import (
-    CLI_DOC, GUIDE, command_names, public_names, render_cli, render_guide,
+    CLI_DOC,
+    GUIDE,
+    command_names,
+    public_names,
+    render_cli,
+    render_guide,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +71,8 @@ def test_guide_covers_every_command():
     listed = re.findall(r"^\| `(mmzoo [a-z][a-z-]*(?: [a-z][a-z-]*)?)", table, flags=re.M)
     for command in listed:
         words = command.split()
-        assert any(c.split()[: len(words)] == words for c in commands), f"the guide lists {command!r}, which does not exist"
+        found = any(c.split()[: len(words)] == words for c in commands)
+        assert found, f"the guide lists {command!r}, which does not exist"
 
 
 def test_guide_covers_every_public_name():

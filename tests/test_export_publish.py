@@ -64,7 +64,8 @@ def test_cli_exports_validates_and_publishes_every_format(run, capsys):
     assert card["metrics"]["test"]["accuracy"] >= 0.0
     assert card["versions"]["tensorflow"].startswith("2.21")
     serving = card["signatures"]["saved_model"]["serving_default"]
-    assert serving["inputs"] == {"image": {"dtype": "string", "shape": [-1]}, "text": {"dtype": "string", "shape": [-1]}}
+    string_batch = {"dtype": "string", "shape": [-1]}
+    assert serving["inputs"] == {"image": string_batch, "text": string_batch}
     assert set(serving["outputs"]) == {"probabilities", "class_id", "class_name"}
     assert card["signatures"]["tflite"]["serving_default"]["inputs"]["text"] == {"dtype": "int32", "shape": [-1, 8]}
     validation = card["validation"]
@@ -103,7 +104,8 @@ def test_cli_exports_validates_and_publishes_every_format(run, capsys):
 
     # On device: the shipped tokenizer + decoded pixels into the float32 flatbuffer give the
     # SavedModel's probabilities.
-    module_spec = importlib.util.spec_from_file_location("device_tokenizer", os.path.join(version, "litert", "tokenizer.py"))
+    tokenizer_file = os.path.join(version, "litert", "tokenizer.py")
+    module_spec = importlib.util.spec_from_file_location("device_tokenizer", tokenizer_file)
     device_tokenizer = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(device_tokenizer)
     ids = device_tokenizer.Tokenizer.load(os.path.join(version, "litert"))(row["text"])

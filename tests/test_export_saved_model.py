@@ -6,9 +6,9 @@ import wave
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny_overrides
 
 import mmzoo
-from helpers import tiny_overrides
 from mmzoo.export import warmup
 from mmzoo.export.examples import preprocess_examples, raw_batch, synthetic_examples
 from mmzoo.export.outputs import keras_reference, output_plan, primary_name

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from helpers import fake_inputs, tiny_overrides
 
 import mmzoo
-from helpers import fake_inputs, tiny_overrides
 from mmzoo.export.outputs import keras_reference, output_plan, primary_name
 from mmzoo.export.source import serving_model
 from mmzoo.export.tflite import ConversionError, LiteSource, TFLiteModel, convert_tflite, write_lite_bundle
-
 
 
 def tiny(name, **extra):

@@ -65,14 +65,14 @@ def test_layer_names_read_well():
 def test_cnn_gru_concat_matches_the_classic_architecture():
     model = mmzoo.build("cnn_gru_concat", num_classes=10, compile=False)
     image = model.backbone.get_layer("image_encoder")
-    assert [l.filters for l in image.layers if hasattr(l, "filters")] == [32, 64]
+    assert [item.filters for item in image.layers if hasattr(item, "filters")] == [32, 64]
     assert image.output.shape == (None, 14 * 14 * 64)
     text = model.backbone.get_layer("text_encoder")
     assert text.get_layer("embedding").output_dim == 128
     assert text.get_layer("bigru").forward_layer.units == 64
     assert text.get_layer("dropout").rate == 0.5
     head = model.head
-    assert [l.units for l in head.hidden_layers + list(head.logit_layers.values()) if hasattr(l, "units")] == [64, 10]
+    assert [item.units for item in head.hidden_layers + list(head.logit_layers.values()) if hasattr(item, "units")] == [64, 10]
 
 
 def test_compose_freely():

@@ -99,9 +99,9 @@ def tfds_dir(tmp_path_factory):
 
 def _need_nbclient():
     try:
+        import ipykernel  # noqa: F401
         import nbclient  # noqa: F401
         import nbformat  # noqa: F401
-        import ipykernel  # noqa: F401
     except ImportError as e:
         if os.environ.get("CI"):
             pytest.fail(f"CI must execute the notebooks: {e}. Add nbclient, nbformat, ipykernel to the test extra.")
@@ -149,7 +149,8 @@ def test_notebook_runs(name, tmp_path, tfds_dir):
             continue
         for output in cell.outputs:
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                assert not SHELL_FAILURES.search(output["text"]), f"{name}: a shell command failed:\n{output['text'][-2000:]}"
+                failed = SHELL_FAILURES.search(output["text"])
+                assert not failed, f"{name}: a shell command failed:\n{output['text'][-2000:]}"
     for rel in PRODUCES[name]:
         path = tmp_path / rel
         assert path.exists(), f"{name} did not write {rel}"

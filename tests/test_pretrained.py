@@ -1,6 +1,5 @@
 """Shipped zoo weights: hash-checked, loaded by build(weights=...), accurate on shapes_vqa."""
 
-import json
 import os
 import shutil
 
@@ -31,7 +30,7 @@ def test_mmzoo_list_shows_the_accuracy(capsys):
     main(["list"])
     out = capsys.readouterr().out
     for preset, tags in SHIPPED.items():
-        line = next(l for l in out.splitlines() if l.startswith(preset + " "))
+        line = next(item for item in out.splitlines() if item.startswith(preset + " "))
         assert f"{tags['shapes_vqa']['accuracy']:.1%}" in line
 
 

@@ -81,6 +81,11 @@ def test_the_keras_file_carries_the_preprocessor(tmp_path):
     np.testing.assert_array_equal(loaded(batch), model(batch))
     described = loaded.describe_prediction(loaded(batch))
     assert described["class_name"] in ("no", "yes")
+    model.compile(optimizer="sgd")
+    model.save(path)
+    compiled = mmzoo.load_model(path)  # the saved compile settings come back, not the defaults
+    assert compiled.optimizer.__class__.__name__ == "SGD"
+    assert compiled.loss.__class__.__name__ == "SparseCategoricalCrossentropy"
 
 
 def test_list_models_by_task(capsys):

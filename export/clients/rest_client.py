@@ -25,7 +25,7 @@ def predict(url: str, model: str, examples: list, signature: str = "serving_defa
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)["predictions"]
     except urllib.error.HTTPError as e:  # bad input: {"error": "Invalid input <image>: ..."}
-        raise SystemExit(f"HTTP {e.code}: {e.read().decode('utf-8', 'replace')}")
+        raise SystemExit(f"HTTP {e.code}: {e.read().decode('utf-8', 'replace')}") from None
 
 
 def main() -> None:

@@ -15,14 +15,13 @@ import dataclasses
 import difflib
 import io
 import json
-import math
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmzoo.data.validation import DataError
 from mmzoo.parsing import parse_numbers  # noqa: F401  (re-exported)
 from mmzoo.spec import MODALITIES
-from mmzoo.data.validation import DataError
 
 LABEL = "label"
 SPLIT = "split"

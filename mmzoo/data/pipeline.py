@@ -15,9 +15,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.host import cpu_parallelism
-from mmzoo.spec import MODALITIES, DataSpec
-from mmzoo.tasks import targets as targets_lib
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
@@ -32,6 +29,9 @@ from mmzoo.data.validation import (
     log_skipped,
     raise_if_errors,
 )
+from mmzoo.host import cpu_parallelism
+from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo.tasks import targets as targets_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -531,7 +531,7 @@ def from_manifest(
                     try:
                         full = manifest_lib.resolve_path(value, root, allow_absolute_paths)
                     except ValueError as e:
-                        raise _RowProblem(column, value, str(e))
+                        raise _RowProblem(column, value, str(e)) from e
                     if not os.path.exists(full):
                         raise _RowProblem(column, value, f"file not found ({full})")
                     if not os.path.isfile(full):
@@ -546,7 +546,7 @@ def from_manifest(
                             try:
                                 info = audio_lib.wav_header(f.read())
                             except ValueError as e:
-                                raise _RowProblem(column, value, str(e))
+                                raise _RowProblem(column, value, str(e)) from e
                         if not resample and info["sample_rate"] != int(settings["sample_rate"]):
                             raise _RowProblem(
                                 column,
@@ -565,18 +565,18 @@ def from_manifest(
                     try:
                         p[column] = manifest_lib.parse_numbers(value, "tabular")
                     except ValueError as e:
-                        raise _RowProblem(column, value, str(e))
+                        raise _RowProblem(column, value, str(e)) from e
             p["label"] = {}
             for t in targets:
                 try:
                     p["label"][t.name] = t.parse(r.values.get(t.column))
                 except ValueError as e:
-                    raise _RowProblem(mapping[t.column], r.values.get(t.column), str(e))
+                    raise _RowProblem(mapping[t.column], r.values.get(t.column), str(e)) from e
             if "split" in mapping:
                 try:
                     p["split"] = manifest_lib.parse_split(r.values.get("split"))
                 except ValueError as e:
-                    raise _RowProblem("split", r.values.get("split"), str(e))
+                    raise _RowProblem("split", r.values.get("split"), str(e)) from e
         except _RowProblem as e:
             fail(r, e.column, e.value, e.reason)
             continue

@@ -16,13 +16,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mmzoo.spec import MODALITIES, DataSpec
-from mmzoo.data import image as image_lib
 from mmzoo.data import audio as audio_lib
+from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
 from mmzoo.data import text as text_lib
 from mmzoo.data.pipeline import DEFAULTS, MultimodalData, _spec_args
 from mmzoo.data.validation import DataError, DataReport
+from mmzoo.spec import MODALITIES, DataSpec
 
 DEFAULT_MAPPING = {"image": "image", "text": "text", "audio": "audio", "label": "label"}
 _SPLIT_NAMES = {

@@ -55,7 +55,8 @@ def bigru(
     """``Embedding(mask_zero) + Bidirectional(GRU) + Dense + Dropout``, the default text branch.
 
     The GRU is `mmzoo.layers.FastGRU`: `keras.layers.GRU` weights and results, with the
-    input projection hoisted out of the time loop on CPU (cuDNN on GPU). ``unroll=True`` gives a loop-free graph (for TFLite export with fixed ``seq_len``).
+    input projection hoisted out of the time loop on CPU (cuDNN on GPU). ``unroll=True`` gives a
+    loop-free graph (for TFLite export with fixed ``seq_len``).
 
     Example:
     >>> mmzoo.build("cnn_gru_concat", num_classes=4)  # doctest: +SKIP
@@ -78,7 +79,9 @@ def bilstm(
     Example:
     >>> mmzoo.build(image="resnet", text="bilstm", fusion="gated", num_classes=3)  # doctest: +SKIP
     """
-    return _recurrent_encoder(spec, output, layers.LSTM, "lstm", "bilstm", embedding_dim, units, dense_units, dropout, unroll)
+    return _recurrent_encoder(
+        spec, output, layers.LSTM, "lstm", "bilstm", embedding_dim, units, dense_units, dropout, unroll
+    )
 
 
 @register_encoder("textcnn", modality="text")

@@ -60,7 +60,7 @@ class _CallableModule(types.ModuleType):
     """Lets ``mmzoo.export(...)`` call `mmzoo.export.export` (the package is also a module)."""
 
     def __call__(self, *args, **kwargs):
-        return getattr(self, "export")(*args, **kwargs)
+        return self.export(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

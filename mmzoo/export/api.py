@@ -65,7 +65,8 @@ class ExportResult:
     def summary(self) -> str:
         lines = [f"published {self.name} version {self.version} at {self.path}"]
         for key in sorted(self.artifacts):
-            lines.append(f"  {key:<18} {self.sizes.get(key, 0) / 1e6:8.3f} MB  {os.path.relpath(self.artifacts[key], self.path)}")
+            where = os.path.relpath(self.artifacts[key], self.path)
+            lines.append(f"  {key:<18} {self.sizes.get(key, 0) / 1e6:8.3f} MB  {where}")
         for name, check in self.parity.items():
             figures = []
             if check.get("max_abs_diff") is not None:
@@ -74,7 +75,8 @@ class ExportResult:
                 figures.append(f"top-1 agreement={check['agreement']:.2%}")
             if check.get("nrmse") is not None:
                 figures.append(f"nrmse={check['nrmse']:.3g}")
-            lines.append(f"  {'ok  ' if check.get('passed') else 'FAIL'} {name:<34} {', '.join(figures)} ({check.get('examples')} examples)")
+            verdict = "ok  " if check.get("passed") else "FAIL"
+            lines.append(f"  {verdict} {name:<34} {', '.join(figures)} ({check.get('examples')} examples)")
         return "\n".join(lines)
 
 
@@ -148,13 +150,16 @@ def export(
     >>> print(result.summary())
     """
     from mmzoo.export import examples as ex
-    from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
+    from mmzoo.export.model_card import build_model_card
     from mmzoo.export.outputs import keras_reference, output_plan
     from mmzoo.export.saved_model import directory_size, write_saved_model
     from mmzoo.export.source import load_source
     from mmzoo.export.tflite import FILE_NAMES, LiteSource, convert_tflite, write_lite_bundle
     from mmzoo.export.validate import (
-        DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder,
+        DEFAULT_THRESHOLDS,
+        run_checks,
+        validate_in_fresh_process,
+        write_check_folder,
     )
     from mmzoo.export.warmup import WARMUP_FILE, protos_source, write_warmup_requests
 
@@ -180,7 +185,10 @@ def export(
                   "max_nrmse": max_nrmse}
 
     # ------------------------------------------------------------- examples
-    raw_rows = ex.load_examples(samples, spec) if samples else ex.synthetic_examples(spec, max(8, warmup_requests), seed)
+    if samples:
+        raw_rows = ex.load_examples(samples, spec)
+    else:
+        raw_rows = ex.synthetic_examples(spec, max(8, warmup_requests), seed)
     if "text" in spec.modalities and not spec.vocabulary:
         raise ValueError(
             "The data spec has no vocabulary, so raw text cannot be tokenized (SavedModel "
@@ -310,7 +318,8 @@ def export(
         shutil.rmtree(check_dir + "-lite", ignore_errors=True)
     final_artifacts = {k: (final if k == "saved_model" else os.path.join(final, os.path.relpath(v, staging)))
                        for k, v in artifacts.items()}
-    parity = {c["check"]: {k: c.get(k) for k in ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "passed", "examples")}
+    figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "passed", "examples")
+    parity = {c["check"]: {k: c.get(k) for k in figures}
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")
     return ExportResult(name, card["version"], final, final_artifacts, sizes, parity, card)
@@ -411,7 +420,9 @@ def _publish(model_root: str, staging: str, version: Optional[int], card: dict, 
             raise ValueError(f"version must be a positive integer. Received: {version}")
         final = os.path.join(model_root, version_folder(version, formats))
         if int(version) in taken:
-            raise ExportError(f"Version {int(version)} already exists in {model_root}; a published version is never overwritten.")
+            raise ExportError(
+                f"Version {int(version)} already exists in {model_root}; a published version is never overwritten."
+            )
         card["version"] = int(version)
         card["options"]["seconds"] = round(time.perf_counter() - started, 1)
         if "saved_model" in formats:

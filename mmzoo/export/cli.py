@@ -32,10 +32,13 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join("export", "models"), help="artifact root (default: export/models)")
     p.add_argument("--name", default=None, help="model name (default: the preset's name)")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated: {','.join(FORMATS)}")
-    p.add_argument("--quantize", default="", help=f"extra TFLite variants, comma-separated: {','.join(QUANTIZATIONS[1:])}")
+    p.add_argument("--quantize", default="",
+                   help=f"extra TFLite variants, comma-separated: {','.join(QUANTIZATIONS[1:])}")
     p.add_argument("--spec", default=None, help="a data_spec.json to use instead of the run's")
-    p.add_argument("--data", default=None, help="manifest for int8 calibration (train split) and validation (test split)")
-    p.add_argument("--samples", default=None, help="JSONL of raw examples ({'image': path, 'text': ..., 'audio': path, 'tabular': [...]})")
+    p.add_argument("--data", default=None,
+                   help="manifest for int8 calibration (train split) and validation (test split)")
+    p.add_argument("--samples", default=None,
+                   help="JSONL of raw examples ({'image': path, 'text': ..., 'audio': path, 'tabular': [...]})")
     p.add_argument("--num-samples", type=int, default=64, help="examples for calibration and validation (default 64)")
     p.add_argument("--version", type=int, default=None, help="publish as this version (must not exist)")
     p.add_argument("--xla", action="store_true", help="jit-compile the SavedModel's model call (XLA)")

@@ -236,7 +236,8 @@ class TFLiteModel:
         unknown = sorted(set(inputs) - set(details))
         if unknown:
             raise ValueError(f"Unknown inputs {unknown}. The flatbuffer takes {sorted(details)}.")
-        feed = {k: np.ascontiguousarray(np.asarray(v).astype(details[k]["dtype"], copy=False)) for k, v in inputs.items()}
+        feed = {k: np.ascontiguousarray(np.asarray(v).astype(details[k]["dtype"], copy=False))
+                for k, v in inputs.items()}
         return {k: np.array(v) for k, v in self.runner(**feed).items()}
 
     def predict(self, inputs: Dict[str, np.ndarray], batch_size: int = 64) -> Dict[str, np.ndarray]:

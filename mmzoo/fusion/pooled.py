@@ -131,7 +131,9 @@ class LateFusion(_ProjectedFusion):
         for m in self.modalities:
             dim = shapes[m]
             if self.hidden_units:
-                self.hidden[m] = self.sublayer(keras.layers.Dense, self.hidden_units, activation="relu", name=f"hidden_{m}")
+                self.hidden[m] = self.sublayer(
+                    keras.layers.Dense, self.hidden_units, activation="relu", name=f"hidden_{m}"
+                )
                 self.hidden[m].build(dim)
                 dim = (None, self.hidden_units)
             self.out[m] = self.sublayer(keras.layers.Dense, self.units, name=f"logits_{m}")

@@ -64,6 +64,13 @@ class Task(keras.Model):
             **kwargs,
         )
 
+    def compile_from_config(self, config: dict) -> None:
+        """Restore the saved compile settings (Keras skips models that override ``compile``)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
     # ------------------------------------------------------------------ evaluation
     def evaluate_predictions(self, y_true, predictions) -> dict:
         """Metrics of predictions against targets (numpy), as saved in metrics.json."""

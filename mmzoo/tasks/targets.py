@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, ClassVar, Dict, List, Optional, Sequence
+from typing import Any, ClassVar, List, Optional, Sequence
 
 import numpy as np
 
@@ -97,7 +97,9 @@ class Target:
     # ------------------------------------------------------------------ checks and data
     def check(self, where: str = "") -> None:
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"{where}num_classes must be a positive integer. Received: num_classes={self.num_classes!r}")
+            raise ValueError(
+                f"{where}num_classes must be a positive integer. Received: num_classes={self.num_classes!r}"
+            )
         if self.class_names is not None and self.has_classes and len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"{where}class_names has {len(self.class_names)} names but num_classes={self.num_classes}."

@@ -96,7 +96,8 @@ class RunState(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **logs})
         write_atomic(self.run_dir.path("history"), history_csv(self.history))
         value = logs.get(self.monitor)
-        if value is not None and (self.best is None or (value < self.best if self.mode == "min" else value > self.best)):
+        better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        if value is not None and better:
             self.best = value
             os.makedirs(self.run_dir.checkpoint_dir, exist_ok=True)
             tmp = os.path.join(self.run_dir.checkpoint_dir, ".tmp-best.weights.h5")

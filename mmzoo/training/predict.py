@@ -35,8 +35,8 @@ def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dic
     """One example's model inputs (batch of 1), preprocessed exactly as in training."""
     import tensorflow as tf
 
-    from mmzoo.data import image as image_lib
     from mmzoo.data import audio as audio_lib
+    from mmzoo.data import image as image_lib
     from mmzoo.data.text import tokenize
 
     given = {"image": image, "text": text, "audio": audio, "tabular": tabular}

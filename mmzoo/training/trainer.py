@@ -247,7 +247,8 @@ def train(
     from mmzoo.tasks.targets import data_requirements
     from mmzoo.zoo import resolve_config
 
-    planned = resolve_config(preset, **{k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")})
+    model_choices = {k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")}
+    planned = resolve_config(preset, **model_choices)
     needs = list(planned["spec"].modalities)
 
     if data is None:
@@ -257,7 +258,8 @@ def train(
         # one fails here, before training. Validates the manifest up front.
         asked = {"modalities": needs, **data_requirements(planned["spec"]), **(data_kwargs or {})}
         data = open_data(data, **asked)
-    data = data.with_inputs(needs)
+    if hasattr(data, "with_inputs"):  # a duck-typed data object gives the model's inputs itself
+        data = data.with_inputs(needs)
     source = describe_source(data)
 
     import keras
@@ -350,7 +352,7 @@ def train(
             "epochs_run": len(state.history),
             "history": state.history,
             "params": int(net.count_params()),
-            "data": {"notes": list(data.report.notes)},
+            "data": {"notes": list(getattr(getattr(data, "report", None), "notes", []))},
             "train_seconds": train_seconds,
         }
         if after_training is not None:
@@ -366,7 +368,8 @@ def write_report(run: Run, metrics: dict) -> None:
     """metrics.json, the PNG plots and report.md of a run."""
     from mmzoo.training.report import plot_confusion, plot_history, render_report
 
-    plots = {"Training curves": plot_history(metrics.get("history", []), os.path.join(run.dir.plots_dir, "training_curves.png"))}
+    curves = os.path.join(run.dir.plots_dir, "training_curves.png")
+    plots = {"Training curves": plot_history(metrics.get("history", []), curves)}
     test = metrics["test"]
     if "confusion_matrix" in test:
         plots["Confusion matrix"] = plot_confusion(test["confusion_matrix"], test["class_names"],
