@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Union
 
 import keras
 
-from mmzoo.layers import TokenMask
+from mmzoo.modalities import get_modality
 from mmzoo.registry import ENCODERS, FUSIONS, keras_serializable
 from mmzoo.spec import DataSpec
 
@@ -129,8 +129,10 @@ class Backbone(keras.Model):
             for m, shape in spec.input_shapes().items()
         }
         features = {m: encoder_models[m](inputs[m]) for m in modalities}
-        if "text" in features and kinds["text"] == "sequence":
-            features["text" + MASK_SUFFIX] = TokenMask(name="text_mask")(inputs["text"])
+        for m in modalities:
+            mask = get_modality(m).sequence_mask(inputs[m]) if kinds[m] == "sequence" else None
+            if mask is not None:
+                features[m + MASK_SUFFIX] = mask
         outputs = {(k if k.endswith(MASK_SUFFIX) else f"{k}_{kinds[k]}"): v for k, v in features.items()}
         if fusion_layer is not None:
             outputs[FUSED] = fusion_layer(features)

@@ -108,6 +108,7 @@ FUSIONS = Registry("fusion")
 HEADS = Registry("head")
 PRESETS = Registry("preset")
 TARGETS = Registry("target kind")
+MODALITIES = Registry("modality")
 TASKS = Registry("task")
 
 

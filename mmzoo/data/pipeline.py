@@ -15,10 +15,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
 from mmzoo.data import text as text_lib
+from mmzoo.data.options import pipeline_options
 from mmzoo.data.preprocess import Preprocessor
 from mmzoo.data.validation import (
     DataError,
@@ -30,28 +30,11 @@ from mmzoo.data.validation import (
     raise_if_errors,
 )
 from mmzoo.host import cpu_parallelism
+from mmzoo.modalities import get_modality, records
 from mmzoo.spec import MODALITIES, DataSpec
 from mmzoo.tasks import targets as targets_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def pipeline_options(*, autotune: bool = False, deterministic: bool = True) -> tf.data.Options:
-    """``tf.data.Options`` for mmzoo pipelines: the tf.data autotuner off by default.
-
-    With the autotuner on, tearing down an iterator (Keras does it after every epoch, for the
-    training and the validation data) can wait for the autotuner's current sleep, which doubles
-    from 10 ms up to 60 s: on TF 2.21 a 1.5 s epoch ended up to 1 s late, at random
-    (`benchmarks/bench_training.py --autotune` shows it). Without it, parallel stages use one
-    call per core, which is what the autotuner converges to for decoding on a CPU host.
-
-    Example:
-    >>> ds = tf.data.Dataset.range(8).with_options(pipeline_options())  # doctest: +SKIP
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = autotune
-    options.deterministic = deterministic
-    return options
 
 
 DEFAULTS = {
@@ -296,15 +279,7 @@ class ManifestData(MultimodalData):
         return ds
 
     def _preprocess(self, raw):
-        features = {}
-        if "image" in raw:
-            features["image"] = tf.io.read_file(raw["image"])
-        if "audio" in raw:
-            features["audio"] = tf.io.read_file(raw["audio"])
-        if "text" in raw:
-            features["text"] = raw["text"]
-        if "tabular" in raw:
-            features["tabular"] = raw["tabular"]
+        features = {m.name: m.read(raw[m.name]) for m in records(self.spec)}
         return self.preprocess_features(features), raw["label"]
 
 
@@ -521,51 +496,18 @@ def from_manifest(
     )
 
     # ---------------------------------------------------------- per-row Python checks
+    where = {"root": root, "allow_absolute_paths": allow_absolute_paths, "resample": resample,
+             "sample_rate": int(settings["sample_rate"])}
     parsed: Dict[int, dict] = {}
     for r in good():
         p: dict = {}
         try:
             for column in chosen:
                 value = r.values.get(column)
-                if column in ("image", "audio"):
-                    try:
-                        full = manifest_lib.resolve_path(value, root, allow_absolute_paths)
-                    except ValueError as e:
-                        raise _RowProblem(column, value, str(e)) from e
-                    if not os.path.exists(full):
-                        raise _RowProblem(column, value, f"file not found ({full})")
-                    if not os.path.isfile(full):
-                        raise _RowProblem(column, value, f"not a file ({full})")
-                    if column == "image":
-                        with open(full, "rb") as f:
-                            reason = image_lib.check_image_header(f.read(16))
-                        if reason:
-                            raise _RowProblem(column, value, reason)
-                    else:
-                        with open(full, "rb") as f:
-                            try:
-                                info = audio_lib.wav_header(f.read())
-                            except ValueError as e:
-                                raise _RowProblem(column, value, str(e)) from e
-                        if not resample and info["sample_rate"] != int(settings["sample_rate"]):
-                            raise _RowProblem(
-                                column,
-                                value,
-                                f"sample rate {info['sample_rate']} Hz differs from the spec's "
-                                f"{settings['sample_rate']} Hz (resample=False)",
-                            )
-                    p[column] = full
-                elif column == "text":
-                    if value is None:
-                        raise _RowProblem(column, value, "the text is missing")
-                    if not isinstance(value, str):
-                        raise _RowProblem(column, value, "the text must be a string")
-                    p[column] = value
-                elif column == "tabular":
-                    try:
-                        p[column] = manifest_lib.parse_numbers(value, "tabular")
-                    except ValueError as e:
-                        raise _RowProblem(column, value, str(e)) from e
+                try:
+                    p[column] = get_modality(column).check_cell(value, where)
+                except ValueError as e:
+                    raise _RowProblem(column, value, str(e)) from e
             p["label"] = {}
             for t in targets:
                 try:
@@ -623,15 +565,12 @@ def from_manifest(
             audio_samples=audio_samples,
             image_resize=settings["image_resize"],
         )
-        fns = {
-            "image": lambda b: image_lib.preprocess_image_bytes(b, check_spec),
-            "audio": lambda b: audio_lib.preprocess_wav_bytes(b, check_spec, resample),
-        }
-        for column in ("image", "audio"):
-            if column not in chosen:
+        for column in chosen:
+            decode = get_modality(column).decode_check(check_spec, resample)
+            if decode is None:
                 continue
             todo = good()
-            failures = _decode_failures([parsed[r.row][column] for r in todo], fns[column])
+            failures = _decode_failures([parsed[r.row][column] for r in todo], decode)
             for i, reason in failures.items():
                 fail(todo[i], column, todo[i].values.get(column), reason)
 
@@ -708,12 +647,7 @@ def from_manifest(
         srows = [r for r in final if split_of[r.row] == split]
         cols: Dict[str, object] = {"row": np.array([r.row for r in srows], np.int64)}
         for m in chosen:
-            if m == "tabular":
-                cols[m] = np.array([parsed[r.row][m] for r in srows], np.float32).reshape(
-                    len(srows), spec.tabular_dim
-                )
-            else:
-                cols[m] = [parsed[r.row][m] for r in srows]
+            cols[m] = get_modality(m).column([parsed[r.row][m] for r in srows], spec)
         encoded = {t.name: t.encode([parsed[r.row]["label"][t.name] for r in srows]) for t in targets}
         cols["label"] = encoded[targets[0].name] if targets[0].key is None else encoded
         columns_out[split] = cols

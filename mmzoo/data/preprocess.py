@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mmzoo.data import audio as audio_lib
-from mmzoo.data import image as image_lib
-from mmzoo.data import text as text_lib
+from mmzoo.modalities import get_modality
 from mmzoo.registry import keras_serializable
 from mmzoo.spec import DataSpec
 
@@ -38,45 +36,44 @@ class Preprocessor(tf.Module):
         spec = DataSpec.from_dict(spec) if isinstance(spec, dict) else spec
         self.spec = spec
         self.resample = resample
-        self.tokenizer = (
-            text_lib.TextTokenizer.from_spec(spec) if "text" in spec.modalities else None
-        )
+        self._records = {m: get_modality(m) for m in spec.modalities}
+        self._states = {m: r.make_state(spec) for m, r in self._records.items()}
+        self.tokenizer = self._states.get("text")
         if self.tokenizer is not None:
             self.table = self.tokenizer.table  # tracked by tf.Module -> saved with the model
 
-    def image(self, data):
-        data = tf.convert_to_tensor(data, tf.string)
-        one = lambda b: image_lib.preprocess_image_bytes(b, self.spec)  # noqa: E731
-        if data.shape.rank == 0:
-            return one(data)
-        dtype = tf.float32 if self.spec.image_dtype == "float32" else tf.uint8
-        return tf.map_fn(one, data, fn_output_signature=tf.TensorSpec(self.spec.image_shape, dtype))
-
-    def audio(self, data):
-        data = tf.convert_to_tensor(data, tf.string)
-        one = lambda b: audio_lib.preprocess_wav_bytes(b, self.spec, self.resample)  # noqa: E731
-        if data.shape.rank == 0:
-            return one(data)
-        return tf.map_fn(
-            one, data, fn_output_signature=tf.TensorSpec([self.spec.audio_samples], tf.float32)
-        )
-
-    def text(self, data):
-        return self.tokenizer(data)
-
-    def __call__(self, features: dict) -> dict:
+    def _check_names(self, features: dict) -> None:
         unknown = sorted(set(features) - set(self.spec.modalities))
         if unknown:
             raise ValueError(
                 f"Unexpected inputs {unknown}. This spec's inputs: {list(self.spec.modalities)}"
             )
-        out = {}
-        for name, value in features.items():
-            if name == "tabular":
-                out[name] = tf.cast(value, tf.float32)
-            else:
-                out[name] = getattr(self, name)(value)
-        return out
+
+    def __call__(self, features: dict) -> dict:
+        self._check_names(features)
+        return {name: self._records[name].preprocess(value, self.spec, self._states[name], self.resample)
+                for name, value in features.items()}
+
+    def serve(self, inputs: dict) -> dict:
+        """A serving batch (every input present, one row per example) -> model inputs, checked:
+        a bad example raises InvalidArgument naming the input and its positions in the batch."""
+        spec = self.spec
+        missing = [m for m in spec.modalities if m not in inputs]
+        if missing:
+            raise ValueError(f"Missing inputs {missing}. This spec's inputs: {list(spec.modalities)}")
+        counts = {m: tf.shape(inputs[m])[0] for m in spec.modalities}
+        first = spec.modalities[0]
+        same = tf.reduce_all(tf.stack([tf.equal(counts[m], counts[first]) for m in spec.modalities]))
+        parts = ["Invalid inputs: every input needs the same number of examples. Received:"]
+        for m in spec.modalities:
+            parts += [f"{m}:", counts[m]]
+        checks = [tf.debugging.Assert(same, parts, name="check_batch")]
+        with tf.control_dependencies(checks):
+            return {m: r.serve(inputs[m], spec, self._states[m]) for m, r in self._records.items()}
+
+    def states(self) -> dict:
+        """Per-input state (the text tokenizer), for code that takes one input at a time."""
+        return dict(self._states)
 
     # A task saves its preprocessor in its ``.keras`` config: the spec, vocabulary included.
     def get_config(self) -> dict:

@@ -16,12 +16,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mmzoo.data import audio as audio_lib
-from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
 from mmzoo.data import text as text_lib
 from mmzoo.data.pipeline import DEFAULTS, MultimodalData, _spec_args
 from mmzoo.data.validation import DataError, DataReport
+from mmzoo.modalities import records
 from mmzoo.spec import MODALITIES, DataSpec
 
 DEFAULT_MAPPING = {"image": "image", "text": "text", "audio": "audio", "label": "label"}
@@ -102,21 +101,9 @@ class TFDSData(MultimodalData):
 
     def _preprocess(self, raw):
         spec = self.spec
-        feats = {}
-        if "image" in spec.modalities:
-            img = raw["image"]
-            if img.dtype == tf.string:
-                feats["image"] = image_lib.preprocess_image_bytes(img, spec)
-            else:
-                feats["image"] = image_lib.preprocess_image(img, spec)
-        if "audio" in spec.modalities:
-            feats["audio"] = audio_lib.preprocess_audio(
-                raw["audio"], self._audio_rate, spec, self.resample
-            )
-        if "text" in spec.modalities:
-            feats["text"] = self._tokenizer(raw["text"])
-        if "tabular" in spec.modalities:
-            feats["tabular"] = tf.reshape(tf.cast(raw["tabular"], tf.float32), [spec.tabular_dim])
+        states = self.preprocessor.states()
+        feats = {m.name: m.from_decoded(raw[m.name], spec, states[m.name], self._audio_rate, self.resample)
+                 for m in records(spec)}
         return feats, self._label(raw["label"])
 
     def _label(self, label):

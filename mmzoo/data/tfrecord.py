@@ -22,6 +22,7 @@ import tensorflow as tf
 from mmzoo.data.pipeline import MultimodalData
 from mmzoo.data.validation import DataReport
 from mmzoo.host import cpu_parallelism
+from mmzoo.modalities import records
 from mmzoo.spec import DataSpec
 
 FORMAT = "mmzoo-tfrecord"
@@ -29,36 +30,14 @@ VERSION = 1
 
 
 def _feature_spec(spec: DataSpec) -> dict:
-    out = {}
-    if "image" in spec.modalities:
-        out["image"] = tf.io.FixedLenFeature([], tf.string)
-    if "text" in spec.modalities:
-        out["text"] = tf.io.FixedLenFeature([spec.seq_len], tf.int64)
-    if "audio" in spec.modalities:
-        out["audio"] = tf.io.FixedLenFeature([spec.audio_samples], tf.float32)
-    if "tabular" in spec.modalities:
-        out["tabular"] = tf.io.FixedLenFeature([spec.tabular_dim], tf.float32)
+    out = {m.name: m.record_feature(spec) for m in records(spec)}
     for target in spec.targets:
         out[target.column] = target.record_feature()
     return out
 
 
 def _example(features: dict, label, spec: DataSpec) -> bytes:
-    def floats(x):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=x.reshape(-1).tolist()))
-
-    def ints(x):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=x.reshape(-1).tolist()))
-
-    feats = {}
-    if "image" in features:
-        feats["image"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[features["image"]]))
-    if "text" in features:
-        feats["text"] = ints(features["text"])
-    if "audio" in features:
-        feats["audio"] = floats(features["audio"])
-    if "tabular" in features:
-        feats["tabular"] = floats(features["tabular"])
+    feats = {m.name: m.record_value(features[m.name]) for m in records(spec)}
     for target in spec.targets:
         feats[target.column] = target.record_value(label if target.key is None else label[target.key])
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
@@ -83,14 +62,11 @@ def to_tfrecord(data: MultimodalData, out_dir: str, shards: int = 4) -> Dict[str
         if not n:
             continue
         ds = data.dataset(split, batch_size=None, shuffle=False)
-        if "image" in spec.modalities:
 
-            def encode(f, y):
-                f = dict(f)
-                f["image"] = tf.io.encode_png(tf.cast(f["image"], tf.uint8))
-                return f, y
+        def encode(f, y):
+            return {m.name: m.encode_for_record(f[m.name]) for m in records(spec)}, y
 
-            ds = ds.map(encode, num_parallel_calls=cpu_parallelism())
+        ds = ds.map(encode, num_parallel_calls=cpu_parallelism())
         n_files = min(shards, n)
         paths = [
             os.path.join(out_dir, f"{split}-{i:05d}-of-{n_files:05d}.tfrecord")
@@ -154,16 +130,7 @@ class TFRecordData(MultimodalData):
     def _preprocess(self, record):
         spec = self.spec
         ex = tf.io.parse_single_example(record, self._parse_spec)
-        feats = {}
-        if "image" in ex:
-            img = tf.io.decode_png(ex["image"], channels=spec.image_shape[-1])
-            img = tf.ensure_shape(img, spec.image_shape)
-            feats["image"] = tf.cast(img, tf.float32) if spec.image_dtype == "float32" else img
-        if "text" in ex:
-            feats["text"] = tf.cast(ex["text"], tf.int32)
-        for key in ("audio", "tabular"):
-            if key in ex:
-                feats[key] = ex[key]
+        feats = {m.name: m.from_record(ex[m.name], spec) for m in records(spec)}
         labels = {t.key: t.from_record(ex[t.column]) for t in spec.targets}
         return feats, (labels[None] if None in labels else labels)
 

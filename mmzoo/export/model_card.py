@@ -10,12 +10,13 @@ as ``{"b64": ...}``), ``options``.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import os
 import platform
 from typing import List, Optional
+
+from mmzoo.modalities import records
 
 CARD_FILE = "mmzoo.json"
 
@@ -34,15 +35,9 @@ def package_versions() -> dict:
     return versions
 
 
-def _rest_value(modality: str, value):
-    if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode("ascii")}
-    return value
-
-
 def rest_examples(name: str, rows: List[dict], spec) -> dict:
     """Example REST bodies for ``POST /v1/models/<name>:predict`` (TF Serving)."""
-    instances = [{m: _rest_value(m, r[m]) for m in spec.modalities} for r in rows]
+    instances = [{m.name: m.rest_value(r[m.name]) for m in records(spec)} for r in rows]
     columns = {m: [inst[m] for inst in instances] for m in spec.modalities}
     return {
         "url": f"http://localhost:8501/v1/models/{name}:predict",
