@@ -54,6 +54,11 @@ class Registry:
         self._items[name] = obj
         self._meta[name] = dict(meta)
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` out of the table (a part registered for a while, e.g. in a test)."""
+        self.get(name)
+        del self._items[name], self._meta[name]
+
     def resolve(self, name: str) -> str:
         return self.aliases.get(name, name)
 
@@ -109,6 +114,7 @@ HEADS = Registry("head")
 PRESETS = Registry("preset")
 TARGETS = Registry("target kind")
 MODALITIES = Registry("modality")
+EXPORT_FORMATS = Registry("export format")
 TASKS = Registry("task")
 
 

@@ -166,3 +166,45 @@ def test_importing_mmzoo_export_does_not_import_tensorflow():
             "assert callable(mmzoo.export); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class LabelsFormat(mmzoo.export.formats.ExportFormat):
+    """A format written in a test: the class names as JSON, checked against the outputs."""
+
+    name = "labels_json"
+    card_dir = "labels"
+
+    def write(self, job):
+        os.makedirs(os.path.join(job.staging, self.card_dir), exist_ok=True)
+        path = os.path.join(job.staging, self.card_dir, "labels.json")
+        with open(path, "w") as f:
+            json.dump(job.model.output_plan(), f)
+        return mmzoo.export.formats.Written(
+            artifacts={self.name: path},
+            card={self.name: {"path": "labels/labels.json", "bytes": os.path.getsize(path)}},
+            signatures={"plan": "labels.json"}, checks={self.name: {"format": self.name, "path": path}})
+
+    def checks(self, key, entry, ctx):
+        def same_plan():
+            with open(entry["path"]) as f:
+                if json.load(f) != ctx.plan:
+                    raise ValueError("labels.json differs from the outputs")
+            return {"max_abs_diff": 0.0, "mean_abs_diff": 0.0, "agreement": None, "nrmse": None}
+
+        return [(f"{key}.plan", "exact", 1, same_plan)]
+
+
+def test_a_new_export_format_is_one_class(run, tmp_path):
+    from mmzoo.registry import EXPORT_FORMATS
+
+    mmzoo.export.formats.register_format(LabelsFormat())
+    try:
+        result = export(run["dir"], out=str(tmp_path), name="with_labels", formats="tflite,labels_json",
+                        validate="inline", num_samples=8)
+    finally:
+        EXPORT_FORMATS.remove("labels_json")
+    assert os.path.basename(result.path) == "litert-1"  # nothing TF Serving loads
+    assert result.parity["labels_json.plan"]["passed"] and result.parity["tflite_float32"]["passed"]
+    assert json.load(open(result.artifacts["labels_json"]))[0]["class_names"] == run["data"].class_names
+    card = json.load(open(os.path.join(result.path, "labels", "mmzoo.json")))
+    assert card["artifacts"]["labels_json"]["path"] == "labels/labels.json" and card["signatures"]["labels_json"]

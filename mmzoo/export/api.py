@@ -24,9 +24,14 @@ import uuid
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from mmzoo.export import FORMATS, QUANTIZATIONS
-
-LITE_DIR = "litert"
-EXTRA_DIR = "assets.extra"
+from mmzoo.export import examples as ex
+from mmzoo.export.all_formats import get_format
+from mmzoo.export.formats import ExportJob, Written
+from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
+from mmzoo.export.outputs import keras_reference, output_plan
+from mmzoo.export.source import load_source
+from mmzoo.export.validate import DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder
+from mmzoo.registry import EXPORT_FORMATS
 
 
 class ExportError(RuntimeError):
@@ -149,22 +154,8 @@ def export(
     ...                       quantize="float16,dynamic,int8")  # doctest: +SKIP
     >>> print(result.summary())
     """
-    from mmzoo.export import examples as ex
-    from mmzoo.export.model_card import build_model_card
-    from mmzoo.export.outputs import keras_reference, output_plan
-    from mmzoo.export.saved_model import directory_size, write_saved_model
-    from mmzoo.export.source import load_source
-    from mmzoo.export.tflite import FILE_NAMES, LiteSource, convert_tflite, write_lite_bundle
-    from mmzoo.export.validate import (
-        DEFAULT_THRESHOLDS,
-        run_checks,
-        validate_in_fresh_process,
-        write_check_folder,
-    )
-    from mmzoo.export.warmup import WARMUP_FILE, protos_source, write_warmup_requests
-
     started = time.perf_counter()
-    formats = _as_list(formats, FORMATS, "formats")
+    formats = _as_list(formats, EXPORT_FORMATS.names(), "formats")
     quantize = [q for q in _as_list(quantize, QUANTIZATIONS, "quantizations") if q != "float32"]
     if not formats:
         raise ValueError(f"formats is empty. Expected any of {list(FORMATS)}.")
@@ -220,60 +211,27 @@ def export(
     token = uuid.uuid4().hex[:10]
     staging = os.path.join(model_root, f".staging-{token}")
     check_dir = os.path.join(model_root, f".check-{token}")
-    artifacts: Dict[str, str] = {}
-    details: Dict[str, dict] = {}
-    signatures: Dict[str, dict] = {}
-    warmup_info = None
+    # The servable format (the SavedModel) writes first: its size is its folder's.
+    chosen = sorted((get_format(f) for f in formats), key=lambda fmt: not fmt.servable)
+    job = ExportJob(model=model, spec=spec, name=name, staging=staging, scratch=check_dir + "-scratch",
+                    raw_rows=raw_rows, calibration=calibration, quantize=quantize, xla=xla,
+                    warmup_requests=warmup_requests, log=log)
+    written: Dict[str, Written] = {}
     try:
-        if "saved_model" in formats:
-            log("writing the SavedModel")
-            signatures["saved_model"] = write_saved_model(model, spec, staging, xla=xla)
-            extra_dir = os.path.join(staging, EXTRA_DIR)
-            os.makedirs(extra_dir, exist_ok=True)
-            n_warm = min(warmup_requests, len(raw_rows))
-            warm_path = os.path.join(extra_dir, WARMUP_FILE)
-            write_warmup_requests(warm_path, [ex.raw_batch([r], spec) for r in raw_rows[:n_warm]], name)
-            warmup_info = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm,
-                           "examples_per_record": 1, "protos": protos_source()}
-            artifacts["saved_model"] = staging
-        else:
-            os.makedirs(staging)
-        if "tflite" in formats:
-            lite_dir = os.path.join(staging, LITE_DIR)
-            os.makedirs(lite_dir, exist_ok=True)
-            with LiteSource(model, spec, folder=check_dir + "-lite") as lite:
-                for q in ["float32"] + quantize:
-                    log(f"converting TFLite {q}")
-                    converted = convert_tflite(model, spec, q, representative=calibration, source=lite)
-                    path = os.path.join(lite_dir, FILE_NAMES[q])
-                    with open(path, "wb") as f:
-                        f.write(converted["content"])
-                    key = f"tflite_{q}"
-                    artifacts[key] = path
-                    details[key] = {"quantization": q, "int8_mode": converted["int8_mode"], "ops": converted["ops"]}
-            from mmzoo.export.tflite import TFLiteModel
-
-            signatures["tflite"] = {"serving_default": TFLiteModel(artifacts["tflite_float32"]).signature()}
-            details["tflite_files"] = {"files": write_lite_bundle(lite_dir, spec)}
+        for fmt in chosen:
+            written[fmt.name] = fmt.write(job)
+        os.makedirs(staging, exist_ok=True)
+        artifacts = {k: v for w in written.values() for k, v in w.artifacts.items()}
 
         # --------------------------------------------------------- validation
         report = None
         if validate:
             log("validating" + (" in a fresh process" if validate is True or validate == "process" else ""))
-            reference = keras_reference(model, validation, plan)
-            raw_reference = keras_reference(model, raw_inputs, plan)
-            check_artifacts = {}
-            if "saved_model" in artifacts:
-                check_artifacts["saved_model"] = {
-                    "path": staging, "spec": spec.to_dict(),
-                    "warmup": os.path.join(staging, EXTRA_DIR, WARMUP_FILE)}
-            for key, path in artifacts.items():
-                if key.startswith("tflite_"):
-                    check_artifacts[key] = {"path": path, "quantization": details[key]["quantization"]}
             write_check_folder(
-                check_dir, artifacts=check_artifacts, plan=plan, raw_rows=raw_rows,
-                raw_reference=raw_reference, inputs=validation, reference=reference,
-                thresholds=thresholds, warmup_rows=min(warmup_requests, len(raw_rows)),
+                check_dir, artifacts={k: v for w in written.values() for k, v in w.checks.items()}, plan=plan,
+                raw_rows=raw_rows, raw_reference=keras_reference(model, raw_inputs, plan), inputs=validation,
+                reference=keras_reference(model, validation, plan), thresholds=thresholds,
+                warmup_rows=min(warmup_requests, len(raw_rows)),
             )
             if validate == "inline":
                 report = run_checks(check_dir)
@@ -287,36 +245,25 @@ def export(
                     "Validation failed; nothing was published:\n  " + "\n  ".join(report["failures"]), report)
 
         # --------------------------------------------------------- card and publish
-        sizes = {}
-        for key, path in artifacts.items():
-            if key == "saved_model":
-                sizes[key] = directory_size(staging) - directory_size(os.path.join(staging, LITE_DIR)) \
-                    if os.path.isdir(os.path.join(staging, LITE_DIR)) else directory_size(staging)
-            else:
-                sizes[key] = os.path.getsize(path)
-        artifact_card = {
-            key: {"path": os.path.relpath(path, staging) if key != "saved_model" else ".",
-                  "bytes": sizes[key], **details.get(key, {})}
-            for key, path in artifacts.items()
-        }
-        if "tflite_files" in details:
-            artifact_card["litert_files"] = {"path": LITE_DIR, **details["tflite_files"]}
+        artifact_card = {k: v for w in written.values() for k, v in w.card.items()}
+        sizes = {k: artifact_card[k]["bytes"] for k in artifacts}
+        sections = {k: v for w in written.values() for k, v in w.sections.items()}
         options = {"formats": formats, "quantize": quantize, "xla": bool(xla), "num_samples": num_samples,
                    "validate": validate, "seconds": None}
         card = build_model_card(
-            name=name, version=None, source=src, spec=spec, signatures=signatures,
-            artifacts=artifact_card, validation=report, warmup=warmup_info,
+            name=name, version=None, source=src, spec=spec,
+            signatures={f: w.signatures for f, w in written.items()},
+            artifacts=artifact_card, validation=report, warmup=sections.get("warmup"),
             rest_rows=raw_rows[:1], options=options,
         )
-        published, final = _publish(model_root, staging, version, card, formats, started)
-        card = published
+        card, final = _publish(model_root, staging, version, card, chosen, started)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(check_dir, ignore_errors=True)
-        shutil.rmtree(check_dir + "-lite", ignore_errors=True)
-    final_artifacts = {k: (final if k == "saved_model" else os.path.join(final, os.path.relpath(v, staging)))
+        shutil.rmtree(check_dir + "-scratch", ignore_errors=True)
+    final_artifacts = {k: os.path.normpath(os.path.join(final, os.path.relpath(v, staging)))
                        for k, v in artifacts.items()}
     figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "passed", "examples")
     parity = {c["check"]: {k: c.get(k) for k in figures}
@@ -361,12 +308,14 @@ LITE_ONLY_PREFIX = "litert-"
 
 
 def version_folder(version: int, formats) -> str:
-    """``<version>`` when the version holds a SavedModel; ``litert-<version>`` otherwise.
+    """``<version>`` when the version holds a format TF Serving loads (the SavedModel);
+    ``litert-<version>`` otherwise.
 
     TF Serving loads every numeric folder under the model's base path, so a TFLite-only
     export must not take a numeric name there.
     """
-    return str(int(version)) if "saved_model" in formats else f"{LITE_ONLY_PREFIX}{int(version)}"
+    servable = any(get_format(f).servable for f in formats)
+    return str(int(version)) if servable else f"{LITE_ONLY_PREFIX}{int(version)}"
 
 
 def existing_versions(model_root: str) -> List[int]:
@@ -409,26 +358,23 @@ def _fsync_tree(root: str) -> None:
 
 
 def _publish(model_root: str, staging: str, version: Optional[int], card: dict, formats, started):
-    """Pick the version, write the card, fsync and rename the staging folder (atomic)."""
-    from mmzoo.export.model_card import CARD_FILE, write_model_card
-
+    """Pick the version, write the card (into each format's folder), fsync and rename the
+    staging folder (atomic)."""
     with _version_lock(model_root):
         taken = existing_versions(model_root)
         if version is None:
             version = (max(taken) + 1) if taken else 1
         elif int(version) < 1:
             raise ValueError(f"version must be a positive integer. Received: {version}")
-        final = os.path.join(model_root, version_folder(version, formats))
+        final = os.path.join(model_root, version_folder(version, [f.name for f in formats]))
         if int(version) in taken:
             raise ExportError(
                 f"Version {int(version)} already exists in {model_root}; a published version is never overwritten."
             )
         card["version"] = int(version)
         card["options"]["seconds"] = round(time.perf_counter() - started, 1)
-        if "saved_model" in formats:
-            write_model_card(os.path.join(staging, EXTRA_DIR, CARD_FILE), card)
-        if os.path.isdir(os.path.join(staging, LITE_DIR)):
-            write_model_card(os.path.join(staging, LITE_DIR, CARD_FILE), card)
+        for fmt in formats:
+            write_model_card(os.path.join(staging, fmt.card_dir, CARD_FILE), card)
         _fsync_tree(staging)
         os.rename(staging, final)
     return card, final

@@ -19,11 +19,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Optional
+from typing import List, Optional
 
 from mmzoo.data.preprocess import Preprocessor
+from mmzoo.export.examples import raw_batch
+from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.outputs import output_plan, serving_outputs
+from mmzoo.export.parity import check_serving_names, compare
+from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
 from mmzoo.modalities import records
+from mmzoo.spec import DataSpec
 
 SIGNATURES = ("serving_default", "predict_preprocessed", "preprocess")
 
@@ -139,3 +144,77 @@ def directory_size(path: str) -> int:
         for f in files:
             total += os.path.getsize(os.path.join(root, f))
     return total
+
+
+# ---------------------------------------------------------------------- the format
+EXTRA_DIR = "assets.extra"
+
+
+class SavedModelFormat(ExportFormat):
+    """The SavedModel for TF Serving, with warmup requests in ``assets.extra``."""
+
+    name = "saved_model"
+    servable = True
+    card_dir = EXTRA_DIR
+
+    def write(self, job: ExportJob) -> Written:
+        job.log("writing the SavedModel")
+        signatures = write_saved_model(job.model, job.spec, job.staging, xla=job.xla)
+        extra_dir = os.path.join(job.staging, EXTRA_DIR)
+        os.makedirs(extra_dir, exist_ok=True)
+        n_warm = min(job.warmup_requests, len(job.raw_rows))
+        warm_path = os.path.join(extra_dir, WARMUP_FILE)
+        write_warmup_requests(warm_path, [raw_batch([r], job.spec) for r in job.raw_rows[:n_warm]], job.name)
+        warmup = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm, "examples_per_record": 1,
+                  "protos": protos_source()}
+        return Written(
+            artifacts={self.name: job.staging},
+            card={self.name: {"path": ".", "bytes": directory_size(job.staging)}},
+            signatures=signatures,
+            checks={self.name: {"format": self.name, "path": job.staging, "spec": job.spec.to_dict(),
+                                "warmup": warm_path}},
+            sections={"warmup": warmup},
+        )
+
+    def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
+        import numpy as np
+        import tensorflow as tf
+
+        spec = DataSpec.from_dict(entry["spec"])
+        loaded = tf.saved_model.load(entry["path"])
+
+        def call(signature, batch):
+            out = loaded.signatures[signature](**{k: tf.constant(v) for k, v in batch.items()})
+            return {k: v.numpy() for k, v in out.items()}
+
+        def merged(outs: List[dict]) -> dict:
+            return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+        def raw_check():
+            out = call("serving_default", raw_batch(ctx.raw_rows, spec))
+            figures = compare(out, ctx.raw_reference, ctx.plan)
+            check_serving_names(out, ctx.plan)
+            return figures
+
+        def warmup_check():
+            records = read_warmup_requests(entry["warmup"])
+            if not records:
+                raise ValueError("the warmup file has no records")
+            out = merged([call(r["signature_name"] or "serving_default", r["inputs"]) for r in records])
+            count = len(next(iter(out.values())))
+            return compare(out, {k: v[:count] for k, v in ctx.raw_reference.items()}, ctx.plan)
+
+        def preprocessed_check():
+            n = ctx.examples
+            out = merged([call("predict_preprocessed", {k: v[s:s + 64] for k, v in ctx.inputs.items()})
+                          for s in range(0, n, 64)])
+            return compare(out, ctx.reference, ctx.plan)
+
+        return [
+            ("saved_model.serving_default", "exact", len(ctx.raw_rows), raw_check),
+            ("saved_model.warmup_requests", "exact", ctx.warmup_rows, warmup_check),
+            ("saved_model.predict_preprocessed", "exact", ctx.examples, preprocessed_check),
+        ]
+
+
+register_format(SavedModelFormat())

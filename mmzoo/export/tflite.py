@@ -27,7 +27,9 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
+from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.outputs import lite_outputs, output_plan
+from mmzoo.export.parity import compare
 from mmzoo.tasks.targets import targets_of
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -304,3 +306,43 @@ def write_lite_bundle(folder: str, spec) -> List[str]:
         shutil.copyfile(os.path.join(here, "lite_tokenizer.py"), os.path.join(folder, "tokenizer.py"))
         written += ["vocab.txt", "tokenizer.json", "tokenizer.py"]
     return written
+
+
+# ---------------------------------------------------------------------- the format
+LITE_DIR = "litert"
+
+
+class LiteRTFormat(ExportFormat):
+    """Builtins-only TFLite flatbuffers (float32 and the asked quantizations) in ``litert/``,
+    with what a device app needs beside them (`write_lite_bundle`)."""
+
+    name = "tflite"
+    card_dir = LITE_DIR
+
+    def write(self, job: ExportJob) -> Written:
+        lite_dir = os.path.join(job.staging, LITE_DIR)
+        os.makedirs(lite_dir, exist_ok=True)
+        written = Written()
+        with LiteSource(job.model, job.spec, folder=job.scratch) as lite:
+            for q in ["float32", *job.quantize]:
+                job.log(f"converting TFLite {q}")
+                converted = convert_tflite(job.model, job.spec, q, representative=job.calibration, source=lite)
+                path = os.path.join(lite_dir, FILE_NAMES[q])
+                with open(path, "wb") as f:
+                    f.write(converted["content"])
+                key = f"tflite_{q}"
+                written.artifacts[key] = path
+                written.card[key] = {"path": os.path.relpath(path, job.staging), "bytes": os.path.getsize(path),
+                                     "quantization": q, "int8_mode": converted["int8_mode"], "ops": converted["ops"]}
+                written.checks[key] = {"format": self.name, "path": path, "quantization": q}
+        written.signatures = {"serving_default": TFLiteModel(written.artifacts["tflite_float32"]).signature()}
+        written.card["litert_files"] = {"path": LITE_DIR, "files": write_lite_bundle(lite_dir, job.spec)}
+        return written
+
+    def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
+        kind = "exact" if entry["quantization"] == "float32" else "quantized"
+        return [(key, kind, ctx.examples, lambda: compare(TFLiteModel(entry["path"]).predict(ctx.inputs),
+                                                          ctx.reference, ctx.plan))]
+
+
+register_format(LiteRTFormat())

@@ -21,43 +21,14 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
-from mmzoo.tasks.targets import Target
+from mmzoo.export.all_formats import get_format
+from mmzoo.export.formats import CheckContext
 
 DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05}
-
-
-# ---------------------------------------------------------------------- comparisons
-def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], plan: List[dict]) -> dict:
-    """Max/mean abs difference, top-1 (or decision) agreement and NRMSE over the primary
-    outputs of every task."""
-    max_diff, mean_diffs, agreements, nrmses = 0.0, [], [], []
-    for e in plan:
-        target = Target.from_plan(e)
-        key = target.primary
-        if key not in outputs:
-            raise KeyError(f"output {key!r} missing; the artifact returned {sorted(outputs)}")
-        got = np.asarray(outputs[key], np.float64).reshape(reference[key].shape)
-        ref = np.asarray(reference[key], np.float64)
-        diff = np.abs(got - ref)
-        max_diff = max(max_diff, float(diff.max()) if diff.size else 0.0)
-        mean_diffs.append(float(diff.mean()) if diff.size else 0.0)
-        if not np.all(np.isfinite(got)):
-            max_diff = float("inf")
-        figures = target.compare(got, ref)
-        if "agreement" in figures:
-            agreements.append(figures["agreement"])
-        if "nrmse" in figures:
-            nrmses.append(figures["nrmse"])
-    return {
-        "max_abs_diff": max_diff,
-        "mean_abs_diff": float(np.mean(mean_diffs)),
-        "agreement": min(agreements) if agreements else None,
-        "nrmse": max(nrmses) if nrmses else None,
-    }
 
 
 def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) -> dict:
@@ -112,97 +83,34 @@ def _load_rows(rows):
 
 
 def run_checks(folder: str) -> dict:
-    """Load every artifact named in ``plan.json`` and compare it with the references."""
-    import tensorflow as tf
-
-    from mmzoo.export.examples import raw_batch
-    from mmzoo.export.tflite import TFLiteModel
-    from mmzoo.export.warmup import read_warmup_requests
-    from mmzoo.spec import DataSpec
-
+    """Load every artifact named in ``plan.json`` and compare it with the references; each
+    artifact's format (`mmzoo.export.formats`) says which checks it gets."""
     with open(os.path.join(folder, "plan.json"), encoding="utf-8") as f:
         plan_doc = json.load(f)
     data = np.load(os.path.join(folder, "reference.npz"), allow_pickle=False)
-    inputs = {k[3:]: data[k] for k in data.files if k.startswith("in:")}
-    reference = {k[4:]: data[k] for k in data.files if k.startswith("ref:")}
-    raw_reference = {k[7:]: data[k] for k in data.files if k.startswith("rawref:")}
-    plan, thresholds = plan_doc["plan"], plan_doc["thresholds"]
-    artifacts = plan_doc["artifacts"]
-    n = len(next(iter(inputs.values())))
+    ctx = CheckContext(
+        inputs={k[3:]: data[k] for k in data.files if k.startswith("in:")},
+        reference={k[4:]: data[k] for k in data.files if k.startswith("ref:")},
+        raw_rows=_load_rows(plan_doc["raw_rows"]),
+        raw_reference={k[7:]: data[k] for k in data.files if k.startswith("rawref:")},
+        plan=plan_doc["plan"],
+        warmup_rows=plan_doc["warmup_rows"],
+    )
+    thresholds = plan_doc["thresholds"]
     checks = []
-
-    def guarded(name, kind, examples, fn):
-        started = time.perf_counter()
-        try:
-            figures = fn()
-            check = judge(name, figures, kind, thresholds, examples)
-        except Exception as e:  # noqa: BLE001 (an artifact that fails to run fails its check)
-            check = {"check": name, "passed": False, "examples": int(examples),
-                     "failure": f"{name}: {type(e).__name__}: {' '.join(str(e).split())[:500]}"}
-        check["seconds"] = round(time.perf_counter() - started, 3)
-        checks.append(check)
-
-    if "saved_model" in artifacts:
-        path = artifacts["saved_model"]["path"]
-        spec = DataSpec.from_dict(artifacts["saved_model"]["spec"])
-        loaded = tf.saved_model.load(path)
-        rows = _load_rows(plan_doc["raw_rows"])
-
-        def call(signature, batch):
-            fn = loaded.signatures[signature]
-            out = fn(**{k: tf.constant(v) for k, v in batch.items()})
-            return {k: v.numpy() for k, v in out.items()}
-
-        def raw_check():
-            out = call("serving_default", raw_batch(rows, spec))
-            figures = compare(out, raw_reference, plan)
-            _check_names(out, plan)
-            return figures
-
-        def warmup_check():
-            records = read_warmup_requests(artifacts["saved_model"]["warmup"])
-            if not records:
-                raise ValueError("the warmup file has no records")
-            outs: Dict[str, list] = {}
-            for rec in records:
-                out = call(rec["signature_name"] or "serving_default", rec["inputs"])
-                for k, v in out.items():
-                    outs.setdefault(k, []).append(v)
-            merged = {k: np.concatenate(v) for k, v in outs.items()}
-            count = len(next(iter(merged.values())))
-            ref = {k: v[:count] for k, v in raw_reference.items()}
-            return compare(merged, ref, plan)
-
-        def preprocessed_check():
-            outs: Dict[str, list] = {}
-            for start in range(0, n, 64):
-                out = call("predict_preprocessed", {k: v[start:start + 64] for k, v in inputs.items()})
-                for k, v in out.items():
-                    outs.setdefault(k, []).append(v)
-            return compare({k: np.concatenate(v) for k, v in outs.items()}, reference, plan)
-
-        guarded("saved_model.serving_default", "exact", len(rows), raw_check)
-        guarded("saved_model.warmup_requests", "exact", plan_doc["warmup_rows"], warmup_check)
-        guarded("saved_model.predict_preprocessed", "exact", n, preprocessed_check)
-
-    for key, info in sorted(artifacts.items()):
-        if not key.startswith("tflite_"):
-            continue
-        kind = "exact" if info["quantization"] == "float32" else "quantized"
-
-        def lite_check(path=info["path"]):
-            return compare(TFLiteModel(path).predict(inputs), reference, plan)
-
-        guarded(key, kind, n, lite_check)
+    for key, entry in sorted(plan_doc["artifacts"].items()):
+        for name, kind, examples, fn in get_format(entry["format"]).checks(key, entry, ctx):
+            started = time.perf_counter()
+            try:
+                check = judge(name, fn(), kind, thresholds, examples)
+            except Exception as e:  # noqa: BLE001 (an artifact that fails to run fails its check)
+                check = {"check": name, "passed": False, "examples": int(examples),
+                         "failure": f"{name}: {type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+            check["seconds"] = round(time.perf_counter() - started, 3)
+            checks.append(check)
     failures = [c["failure"] for c in checks if not c["passed"]]
     return {"passed": not failures, "failures": failures, "checks": checks,
             "thresholds": thresholds, "process": os.getpid()}
-
-
-def _check_names(out: dict, plan: List[dict]) -> None:
-    """class_name must be class_names[class_id] (string outputs are part of the contract)."""
-    for e in plan:
-        Target.from_plan(e).check_serving(out)
 
 
 def validate_in_fresh_process(folder: str, timeout: float = 900.0) -> dict:
