@@ -198,6 +198,51 @@ class DataSpec:
             return cls.from_json(f.read())
 
 
+#: The data loaders' settings (`mmzoo.data.from_manifest`, `from_tfds`, `mmzoo.datasets.load`)
+#: and the DataSpec fields they set: the one place that maps one onto the other.
+LOADER_SETTINGS = {
+    "image_size": "(height, width) of the image input: image_shape[:2]",
+    "image_channels": "channels of the image input: image_shape[2]",
+    "image_resize": "image_resize",
+    "image_dtype": "image_dtype",
+    "seq_len": "seq_len",
+    "sample_rate": "sample_rate",
+    "audio_seconds": "duration of the audio input: audio_samples / sample_rate",
+}
+
+
+def loader_settings(spec: Optional["DataSpec"] = None) -> dict:
+    """The loader settings a spec implies (the defaults' without a spec).
+
+    Example:
+    >>> loader_settings()["image_size"], loader_settings()["audio_seconds"]
+    ((64, 64), 1.0)
+    """
+    spec = spec or DataSpec()
+    return {
+        "image_size": tuple(spec.image_shape[:2]),
+        "image_channels": spec.image_shape[2],
+        "image_resize": spec.image_resize,
+        "image_dtype": spec.image_dtype,
+        "seq_len": spec.seq_len,
+        "sample_rate": spec.sample_rate,
+        "audio_seconds": spec.audio_samples / spec.sample_rate,
+    }
+
+
+def spec_fields_from_settings(settings: dict) -> dict:
+    """Loader settings -> the DataSpec fields they set (the inverse of `loader_settings`)."""
+    rate = int(settings["sample_rate"])
+    return {
+        "image_shape": (*tuple(int(d) for d in settings["image_size"]), int(settings["image_channels"])),
+        "image_resize": settings["image_resize"],
+        "image_dtype": settings["image_dtype"],
+        "seq_len": int(settings["seq_len"]),
+        "sample_rate": rate,
+        "audio_samples": max(1, int(round(float(settings["audio_seconds"]) * rate))),
+    }
+
+
 def field_names() -> tuple:
     """The spec's fields, in order: the one list `mmzoo.build` overrides, loaders and docs use."""
     return tuple(f.name for f in dataclasses.fields(DataSpec))

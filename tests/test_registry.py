@@ -98,3 +98,17 @@ def test_spec_errors(fields, message):
 def test_spec_rejects_unknown_fields():
     with pytest.raises(ValueError, match="Unknown DataSpec fields \\['colour'\\]"):
         DataSpec.from_dict({"colour": "red"})
+
+
+def test_loader_settings_and_spec_fields_are_one_mapping():
+    from mmzoo.spec import LOADER_SETTINGS, field_names, loader_settings, spec_fields_from_settings
+    from mmzoo.zoo import SPEC_OVERRIDES
+
+    for spec in (DataSpec(), DataSpec(image_shape=(24, 40, 1), image_resize="pad", seq_len=7, sample_rate=8000,
+                                      audio_samples=2048, image_dtype="float32")):
+        settings = loader_settings(spec)
+        assert set(settings) == set(LOADER_SETTINGS)
+        fields = spec_fields_from_settings(settings)
+        assert spec.replace(**fields) == spec
+    assert SPEC_OVERRIDES == field_names() and "image_resize" in SPEC_OVERRIDES
+    assert set(DataSpec().model_kwargs()) == set(field_names())

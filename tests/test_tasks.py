@@ -252,3 +252,20 @@ def test_the_report_and_config_record_the_task(tmp_path):
                       data_kwargs=SMALL, build_kwargs=TINY_BUILD)
     assert run.metrics["task"] == "classifier" and run.metrics["target"] == "classification"
     assert json.load(open(os.path.join(run.root, "config.json")))["task"] == "classifier"
+
+
+def test_mmzoo_train_multitask_from_the_command_line_then_export(tmp_path, capsys):
+    import tensorflow as tf
+
+    from mmzoo.cli import main
+
+    manifest = write_manifest(tmp_path, audio=False, multitask=True)
+    run_dir, models = str(tmp_path / "run"), str(tmp_path / "models")
+    assert main(["train", "--model", "cnn_gru_multitask", "--data", manifest, "--epochs", "1", "--out", run_dir,
+                 "--image-size", "24", "24", "--seq-len", "8", "--batch-size", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "test answer: accuracy:" in printed and "test score: metrics:" in printed
+    assert main(["export", run_dir, "--out", models, "--name", "multi", "--formats", "saved_model"]) == 0
+    loaded = tf.saved_model.load(os.path.join(models, "multi", "1"))
+    outputs = loaded.signatures["serving_default"].structured_outputs
+    assert {"answer_class_name", "answer_probabilities", "score_value"} <= set(outputs)

@@ -31,22 +31,14 @@ from mmzoo.data.validation import (
 )
 from mmzoo.host import cpu_parallelism
 from mmzoo.modalities import get_modality, records
-from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo.spec import MODALITIES, DataSpec, loader_settings, spec_fields_from_settings
 from mmzoo.tasks import targets as targets_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-DEFAULTS = {
-    "image_size": (64, 64),
-    "image_channels": 3,
-    "image_resize": "stretch",
-    "image_dtype": "uint8",
-    "seq_len": 32,
-    "sample_rate": 16000,
-    "audio_seconds": 1.0,
-}
-
+#: the loaders' default settings: those of a default `DataSpec`
+DEFAULTS = loader_settings()
 
 class MultimodalData:
     """Examples for training, evaluation and export, with their `DataSpec`.
@@ -287,15 +279,7 @@ def _spec_args(spec: Optional[DataSpec], given: dict) -> dict:
     """Settings from the spec when one is given (a conflicting argument is an error)."""
     if spec is None:
         return {k: (DEFAULTS[k] if v is None else v) for k, v in given.items()}
-    from_spec = {
-        "image_size": tuple(spec.image_shape[:2]),
-        "image_channels": spec.image_shape[2],
-        "image_resize": spec.image_resize,
-        "image_dtype": spec.image_dtype,
-        "seq_len": spec.seq_len,
-        "sample_rate": spec.sample_rate,
-        "audio_seconds": spec.audio_samples / spec.sample_rate,
-    }
+    from_spec = loader_settings(spec)
     for k, v in given.items():
         if (
             v is not None
@@ -488,12 +472,7 @@ def from_manifest(
               + [mapping[c] for c in manifest_lib.label_columns(mapping) if c not in used_labels] + ignored)
     if unused:
         report.notes.append(f"columns this model does not use (ignored): {unused}")
-    seconds = float(settings["audio_seconds"])
-    audio_samples = (
-        spec.audio_samples
-        if spec is not None
-        else max(1, int(round(seconds * int(settings["sample_rate"]))))
-    )
+    input_fields = spec_fields_from_settings(settings)
 
     # ---------------------------------------------------------- per-row Python checks
     where = {"root": root, "allow_absolute_paths": allow_absolute_paths, "resample": resample,
@@ -557,14 +536,7 @@ def from_manifest(
 
     # ---------------------------------------------------------- decode every file with TF
     if validate == "decode":
-        check_spec = DataSpec(
-            modalities=chosen,
-            image_shape=tuple(settings["image_size"]) + (int(settings["image_channels"]),),
-            image_dtype=settings["image_dtype"],
-            sample_rate=int(settings["sample_rate"]),
-            audio_samples=audio_samples,
-            image_resize=settings["image_resize"],
-        )
+        check_spec = DataSpec(modalities=chosen, **input_fields)
         for column in chosen:
             decode = get_modality(column).decode_check(check_spec, resample)
             if decode is None:
@@ -623,21 +595,15 @@ def from_manifest(
             vocabulary = text_lib.build_vocabulary(
                 (parsed[r.row]["text"] for r in train_rows), tokenizer, min_count, max_vocab_size
             )
-        spec_kwargs = dict(
+        spec = DataSpec(
             modalities=chosen,
-            image_shape=tuple(settings["image_size"]) + (int(settings["image_channels"]),),
-            image_dtype=settings["image_dtype"],
-            seq_len=int(settings["seq_len"]),
+            **input_fields,
             vocab_size=max(3, len(vocabulary)) if vocabulary else DataSpec.vocab_size,
-            sample_rate=int(settings["sample_rate"]),
-            audio_samples=audio_samples,
             tabular_dim=tabular_dim or DataSpec.tabular_dim,
             **targets_lib.spec_fields_of(targets),
             vocabulary=vocabulary,
             tokenizer=tokenizer,
-            image_resize=settings["image_resize"],
         )
-        spec = DataSpec(**spec_kwargs)
     elif "text" in spec.modalities and not spec.vocabulary:
         raise ValueError("The given spec has no vocabulary, so its text cannot be tokenized.")
 

@@ -21,7 +21,7 @@ from mmzoo.data import text as text_lib
 from mmzoo.data.pipeline import DEFAULTS, MultimodalData, _spec_args
 from mmzoo.data.validation import DataError, DataReport
 from mmzoo.modalities import records
-from mmzoo.spec import MODALITIES, DataSpec
+from mmzoo.spec import MODALITIES, DataSpec, spec_fields_from_settings
 
 DEFAULT_MAPPING = {"image": "image", "text": "text", "audio": "audio", "label": "label"}
 _SPLIT_NAMES = {
@@ -312,16 +312,10 @@ def from_tfds(
             vocabulary = text_lib.build_vocabulary(
                 (_as_str(v) for v in column("train", "text")), tokenizer, min_count, max_vocab_size
             )
-        rate = int(settings["sample_rate"])
         spec = DataSpec(
             modalities=modalities,
-            image_shape=tuple(settings["image_size"]) + (int(settings["image_channels"]),),
-            image_dtype=settings["image_dtype"],
-            image_resize=settings["image_resize"],
-            seq_len=int(settings["seq_len"]),
+            **spec_fields_from_settings(settings),
             vocab_size=max(3, len(vocabulary)) if vocabulary else DataSpec.vocab_size,
-            sample_rate=rate,
-            audio_samples=max(1, int(round(float(settings["audio_seconds"]) * rate))),
             tabular_dim=tabular_dim or DataSpec.tabular_dim,
             task=task,
             num_classes=num_classes,

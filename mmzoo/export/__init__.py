@@ -7,7 +7,7 @@ before they are published.
 ...                              quantize=("float16", "dynamic", "int8"))  # doctest: +SKIP
 >>> result.path, result.version, result.parity["tflite_float32"]["max_abs_diff"]  # doctest: +SKIP
 
-``export`` takes a run directory (``model.keras`` + ``data_spec.json``), a `MultimodalModel`,
+``export`` takes a run directory (``model.keras`` + ``data_spec.json``), a task (`mmzoo.build`),
 or a ``(model, spec)`` pair. Every artifact of a version is written into a hidden staging
 folder next to ``<out>/<name>/``, checked in a fresh process against the Keras model, and
 only then renamed to ``<out>/<name>/<version>/`` (the next integer), so TF Serving never sees

@@ -87,8 +87,7 @@ class Classifier(Task):
         if getattr(fusion_cls, "produces_logits", False):
             fusion = {"name": fusion["name"], "options": {**fusion["options"], "units": head_layer.output_size()}}
         backbone = Backbone(spec, encoders, fusion)
-        preprocessor = Preprocessor(spec) if _can_preprocess(spec) else None
-        return cls(backbone, head_layer, preprocessor=preprocessor, preset=preset, name=name)
+        return cls(backbone, head_layer, preprocessor=Preprocessor(spec), preset=preset, name=name)
 
     # ------------------------------------------------------------------ config resolution
     @staticmethod
@@ -105,7 +104,6 @@ class Classifier(Task):
     @staticmethod
     def check_choices(spec: DataSpec, head: dict) -> None:
         resolve_head(spec, head)
-        spec.targets  # noqa: B018  (validates every target)
 
     # ------------------------------------------------------------------ training defaults
     @property
@@ -186,11 +184,6 @@ class Classifier(Task):
         copy = type(self).from_config(config)
         copy.set_weights(self.get_weights())
         return copy
-
-
-def _can_preprocess(spec: DataSpec) -> bool:
-    """A preprocessor needs the vocabulary when text is an input."""
-    return "text" not in spec.modalities or bool(spec.vocabulary)
 
 
 # ---------------------------------------------------------------------- spec-level helpers
