@@ -15,6 +15,9 @@ from __future__ import annotations
 import difflib
 from typing import Any, Optional
 
+import tensorflow_datasets as tfds
+
+from mmzoo.datasets.chance import shapes_vqa_chance_levels
 from mmzoo.datasets.shapes_vqa import CONFIG_NAMES as _SHAPES_VQA_CONFIGS
 from mmzoo.datasets.shapes_vqa import ShapesVqa  # noqa: F401  (registers the builder)
 from mmzoo.datasets.shapes_vqa_generate import ANSWERS, QUESTION_TYPES
@@ -63,8 +66,6 @@ def builder(
     >>> b.info.splits["test"].num_examples
     128
     """
-    import tensorflow_datasets as tfds
-
     _check(name, config)
     tfds_builder = tfds.builder(name, config=config, data_dir=data_dir)
     tfds_builder.download_and_prepare(
@@ -93,6 +94,7 @@ def load(
     Example:
     >>> data = mmzoo.datasets.load(config="image_text_small", data_dir="/tmp/tfds")
     """
+    # lazy: `import mmzoo.datasets` stays free of TensorFlow (mmzoo.data.tfds_source imports it)
     from mmzoo.data import from_tfds
 
     tfds_builder = builder(name, config, data_dir)
@@ -121,8 +123,6 @@ def chance_levels(config: str, split: str = "test", data_dir: Optional[str] = No
     Example:
     >>> mmzoo.datasets.chance_levels("image_text_small", data_dir="/tmp/tfds")["text"]
     """
-    from mmzoo.datasets.chance import shapes_vqa_chance_levels
-
     return shapes_vqa_chance_levels(builder("shapes_vqa", config, data_dir), split)
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import collections
 from typing import Callable, Iterable
 
+import tensorflow_datasets as tfds
+
 
 def read_metadata(tfds_builder, split: str) -> list:
     """Every example of `split` as a dict of its light features (no image or audio)."""
-    import tensorflow_datasets as tfds
-
     features = tfds_builder.info.features
     decoders = {"image": tfds.decode.SkipDecoding()}
     if "audio" in features:

@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
+from mmzoo.data import from_manifest
 from mmzoo.export import FORMATS, QUANTIZATIONS
 from mmzoo.export import examples as ex
 from mmzoo.export.all_formats import get_format
@@ -32,6 +33,7 @@ from mmzoo.export.outputs import keras_reference, output_plan
 from mmzoo.export.source import load_source
 from mmzoo.export.validate import DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder
 from mmzoo.registry import EXPORT_FORMATS
+from mmzoo.training.trainer import open_data  # manifests, shapes_vqa, TFDS, TFRecord
 
 
 class ExportError(RuntimeError):
@@ -287,14 +289,10 @@ def _resolve_data(data, src, spec):
         if not recorded:
             return None
         try:
-            from mmzoo.training.trainer import open_data  # manifests, shapes_vqa, TFDS, TFRecord
-
             return open_data(recorded, spec=spec)
         except Exception:  # noqa: BLE001  (data moved or gone: fall back to the samples)
             return None
     if isinstance(data, (str, os.PathLike)):
-        from mmzoo.data import from_manifest
-
         return from_manifest(os.fspath(data), spec=spec)
     if not hasattr(data, "dataset") or not hasattr(data, "splits"):
         raise ValueError(
@@ -336,7 +334,7 @@ def _version_lock(model_root: str):
     path = os.path.join(model_root, ".mmzoo-export.lock")
     with open(path, "a+") as handle:
         try:
-            import fcntl
+            import fcntl  # optional: POSIX only
         except ImportError:  # Windows: exporting concurrently into one folder is unsupported
             yield
             return

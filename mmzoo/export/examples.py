@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
+from mmzoo.data.preprocess import Preprocessor
 from mmzoo.modalities import records
 
 
@@ -48,10 +50,6 @@ def raw_batch(rows: Sequence[dict], spec) -> dict:
 
 def preprocess_examples(rows: Sequence[dict], spec) -> dict:
     """Raw examples -> the model's inputs, with the training preprocessor (eager)."""
-    import tensorflow as tf
-
-    from mmzoo.data.preprocess import Preprocessor
-
     batch = {k: tf.constant(v) for k, v in raw_batch(rows, spec).items()}
     return {k: v.numpy() for k, v in Preprocessor(spec)(batch).items()}
 

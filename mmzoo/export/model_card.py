@@ -14,18 +14,20 @@ import datetime
 import json
 import os
 import platform
+from importlib import metadata
 from typing import List, Optional
 
+import numpy as np
+
+import mmzoo
+from mmzoo.export.outputs import output_plan
 from mmzoo.modalities import records
+from mmzoo.tasks.targets import targets_of
 
 CARD_FILE = "mmzoo.json"
 
 
 def package_versions() -> dict:
-    from importlib import metadata
-
-    import mmzoo
-
     versions = {"mmzoo": mmzoo.__version__, "python": platform.python_version()}
     for dist in ("tensorflow", "keras", "numpy", "ai-edge-litert", "tensorflow-serving-api", "protobuf"):
         try:
@@ -51,15 +53,10 @@ def rest_examples(name: str, rows: List[dict], spec) -> dict:
 def build_model_card(*, name: str, version: Optional[int], source, spec, signatures: dict,
                      artifacts: dict, validation: Optional[dict], warmup: Optional[dict],
                      rest_rows: List[dict], options: dict) -> dict:
-    from mmzoo.export.outputs import output_plan
-    from mmzoo.tasks.targets import targets_of
-
     preset = source.preset
     description = None
     if preset:
         try:
-            import mmzoo
-
             description = mmzoo.describe(preset)["summary"]
         except ValueError:
             description = None
@@ -94,8 +91,6 @@ def write_model_card(path: str, card: dict) -> str:
 
 
 def _json_default(value):
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 import numpy as np
+import tensorflow as tf
 
 from mmzoo.tasks.targets import Target, targets_of
 
@@ -56,8 +57,6 @@ def keras_reference(model, inputs: dict, plan: List[dict], batch_size: int = 64)
 
 def serving_outputs(output, plan: List[dict]) -> dict:
     """TF graph: the model's output -> the SavedModel's named outputs (strings included)."""
-    import tensorflow as tf
-
     named = {}
     primaries = split_model_output(output, plan)
     for e in plan:

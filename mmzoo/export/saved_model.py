@@ -21,11 +21,16 @@ import io
 import os
 from typing import List, Optional
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from mmzoo.data.preprocess import Preprocessor
 from mmzoo.export.examples import raw_batch
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.outputs import output_plan, serving_outputs
 from mmzoo.export.parity import check_serving_names, compare
+from mmzoo.export.source import serving_model
 from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
 from mmzoo.modalities import records
 from mmzoo.spec import DataSpec
@@ -49,8 +54,6 @@ def build_serving_functions(model, spec, xla: bool = False) -> dict:
 
     ``model`` should be the CPU copy (`mmzoo.export.serving_model`).
     """
-    import tensorflow as tf
-
     plan = output_plan(spec)
     if "text" in spec.modalities and not spec.vocabulary:
         raise ValueError(
@@ -97,11 +100,6 @@ def write_saved_model(model, spec, path: str, xla: bool = False, source_model_is
     Example:
     >>> mmzoo.export.write_saved_model(model, data.spec, "/tmp/sm")  # doctest: +SKIP
     """
-    import keras
-    import tensorflow as tf
-
-    from mmzoo.export.source import serving_model
-
     copy = model if source_model_is_copy else serving_model(model)
     built = build_serving_functions(copy, spec, xla=xla)
     archive = keras.export.ExportArchive()
@@ -119,8 +117,6 @@ def write_saved_model(model, spec, path: str, xla: bool = False, source_model_is
 
 def describe_signatures(path: str) -> dict:
     """``{signature: {"inputs": {name: {dtype, shape}}, "outputs": {...}}}`` of a SavedModel."""
-    import tensorflow as tf
-
     loaded = tf.saved_model.load(path)
     out = {}
     for name in sorted(loaded.signatures):
@@ -177,9 +173,6 @@ class SavedModelFormat(ExportFormat):
         )
 
     def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
-        import numpy as np
-        import tensorflow as tf
-
         spec = DataSpec.from_dict(entry["spec"])
         loaded = tf.saved_model.load(entry["path"])
 

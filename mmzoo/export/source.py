@@ -9,7 +9,12 @@ import json
 import os
 from typing import Any, Optional, Tuple, Union
 
+import keras
+import tensorflow as tf
+
+from mmzoo.registry import ENCODERS, FUSIONS
 from mmzoo.spec import DataSpec
+from mmzoo.zoo import load_model
 
 RUN_FILES = ("model.keras", "data_spec.json")
 
@@ -77,8 +82,6 @@ def load_source(source: Union[str, os.PathLike, Any, Tuple[Any, Any]], spec=None
                     f"{path} is not a run directory: {missing} missing. A run directory "
                     f"holds {list(RUN_FILES)} (and metrics.json, config.json)."
                 )
-            from mmzoo.zoo import load_model
-
             model = load_model(os.path.join(path, "model.keras"), compile=False)
             spec = spec or DataSpec.load(os.path.join(path, "data_spec.json"))
             return ExportSource(
@@ -87,8 +90,6 @@ def load_source(source: Union[str, os.PathLike, Any, Tuple[Any, Any]], spec=None
                 _read_json(os.path.join(path, "config.json")),
             )
         if os.path.isfile(path) and path.endswith(".keras"):
-            from mmzoo.zoo import load_model
-
             model = load_model(path, compile=False)
             return ExportSource(model, spec or model.spec)
         raise ValueError(
@@ -122,8 +123,6 @@ def _all_layers(model) -> list:
 
 
 def _keras():
-    import keras
-
     return keras
 
 
@@ -139,10 +138,6 @@ def serving_model(model, unroll: bool = False):
     Example:
     >>> lite = mmzoo.export.serving_model(model, unroll=True)  # doctest: +SKIP
     """
-    import tensorflow as tf
-
-    from mmzoo.registry import ENCODERS, FUSIONS
-
     keras = _keras()
     encoder_options, fusion_options = {}, {}
     if unroll:

@@ -22,14 +22,22 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from typing import Callable, Dict, Iterable, List, Optional
 
+import keras
 import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from tensorflow.lite.tools import flatbuffer_utils
 
+from mmzoo.data import text as text_lib
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.outputs import lite_outputs, output_plan
 from mmzoo.export.parity import compare
+from mmzoo.export.source import serving_model
+from mmzoo.host import cpu_parallelism
 from mmzoo.tasks.targets import targets_of
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -42,10 +50,6 @@ class ConversionError(RuntimeError):
 
 def lite_keras_model(model, spec):
     """The loop-free CPU copy of ``model`` with readable, named outputs (for conversion)."""
-    import keras
-
-    from mmzoo.export.source import serving_model
-
     copy = serving_model(model, unroll=True)
     return keras.Model(copy.input, lite_outputs(copy, output_plan(spec)), name="mmzoo_lite")
 
@@ -57,8 +61,6 @@ class LiteSource:
     Use as a context manager (the folder is removed on exit)."""
 
     def __init__(self, model, spec, folder: Optional[str] = None):
-        import tempfile
-
         self.spec = spec
         self._own = folder is None
         self.folder = folder or tempfile.mkdtemp(prefix="mmzoo-lite-")
@@ -108,8 +110,6 @@ def convert_tflite(
     Example:
     >>> fb = mmzoo.export.convert_tflite(model, model.spec, "int8", representative=x)  # doctest: +SKIP
     """
-    import tensorflow as tf
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}. Received: {quantization!r}")
     if quantization == "int8" and not representative:
@@ -172,8 +172,6 @@ def strip_tensor_names(content: bytes) -> bytes:
     Example:
     >>> small = mmzoo.export.strip_tensor_names(open("model.tflite", "rb").read())  # doctest: +SKIP
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     for graph in model.subgraphs:
         keep = set(graph.inputs) | set(graph.outputs)
@@ -212,11 +210,7 @@ class TFLiteModel:
     """
 
     def __init__(self, model, num_threads: Optional[int] = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         if num_threads is None:
-            from mmzoo.host import cpu_parallelism
-
             num_threads = cpu_parallelism()
         if isinstance(model, (bytes, bytearray)):
             self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
@@ -274,8 +268,6 @@ def write_lite_bundle(folder: str, spec) -> List[str]:
             f.write("\n".join(target.names()) + "\n")
         written.append(fname)
     if "text" in spec.modalities and spec.vocabulary:
-        from mmzoo.data import text as text_lib
-
         with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(spec.vocabulary) + "\n")
         config = text_lib.tokenizer_config(spec.tokenizer)

@@ -17,6 +17,9 @@ import functools
 from typing import Dict, List, Sequence
 
 import numpy as np
+import tensorflow as tf
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+from tensorflow.core.framework import tensor_pb2
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -25,7 +28,7 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 def _protos():
     """``(PredictionLog, PredictLog, PredictRequest, source)`` message classes."""
     try:
-        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # optional: tensorflow-serving-api
 
         return (prediction_log_pb2.PredictionLog, prediction_log_pb2.PredictLog,
                 predict_pb2.PredictRequest, "tensorflow-serving-api")
@@ -39,9 +42,6 @@ def protos_source() -> str:
 
 
 def _fallback_protos():
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    from tensorflow.core.framework import tensor_pb2
-
     pool = descriptor_pool.DescriptorPool()
 
     def add_with_deps(file_descriptor):
@@ -55,8 +55,6 @@ def _fallback_protos():
             pool.Add(proto)
 
     add_with_deps(tensor_pb2.DESCRIPTOR)
-    from google.protobuf import wrappers_pb2
-
     add_with_deps(wrappers_pb2.DESCRIPTOR)
 
     F = descriptor_pb2.FieldDescriptorProto
@@ -114,8 +112,6 @@ def _fallback_protos():
 def make_prediction_logs(batches: Sequence[Dict[str, np.ndarray]], model_name: str,
                          signature_name: str = "serving_default") -> list:
     """One ``PredictionLog`` per batch of raw inputs (``{name: array}``)."""
-    import tensorflow as tf
-
     PredictionLog, PredictLog, PredictRequest, _ = _protos()
     logs = []
     for batch in batches:
@@ -137,8 +133,6 @@ def write_warmup_requests(path: str, batches: Sequence[Dict[str, np.ndarray]], m
     >>> write_warmup_requests("v/assets.extra/tf_serving_warmup_requests",
     ...                       [raw_batch(rows[:1], spec)], "shapes")  # doctest: +SKIP
     """
-    import tensorflow as tf
-
     logs = make_prediction_logs(batches, model_name, signature_name)
     with tf.io.TFRecordWriter(path) as writer:
         for log in logs:
@@ -148,9 +142,6 @@ def write_warmup_requests(path: str, batches: Sequence[Dict[str, np.ndarray]], m
 
 def read_warmup_requests(path: str) -> List[dict]:
     """Parse a warmup file: ``[{"model_name", "signature_name", "inputs": {name: array}}]``."""
-    import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2
-
     PredictionLog = _protos()[0]
     out = []
     for record in tf.data.TFRecordDataset(path).as_numpy_iterator():

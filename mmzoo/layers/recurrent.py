@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras.src import backend as keras_backend
 
@@ -129,6 +130,4 @@ class FastGRU(keras.layers.GRU):
 def _gpu_visible() -> bool:
     if keras.backend.backend() != "tensorflow":
         return False
-    import tensorflow as tf
-
     return bool(tf.config.list_logical_devices("GPU"))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import tensorflow as tf
+
+from mmzoo.data.preprocess import Preprocessor
 from mmzoo.modalities import records
 
 
 def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dict:
     """One example's model inputs (batch of 1), preprocessed exactly as in training."""
-    import tensorflow as tf
-
-    from mmzoo.data.preprocess import Preprocessor
-
     given = {"image": image, "text": text, "audio": audio, "tabular": tabular}
     missing = [m for m in spec.modalities if given[m] is None]
     if missing:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from mmzoo import datasets
+from mmzoo import export as export_lib
+from mmzoo.training.run import RunDirectory
+from mmzoo.training.trainer import train
+
 DEFAULT_PRESET = "cnn_gru_melcnn_film"
 QUICKSTART_SETTINGS = {
     "full": {"config": "image_text_audio", "epochs": 18},
@@ -13,8 +18,6 @@ QUICKSTART_SETTINGS = {
 
 
 def _export(run) -> Optional[str]:
-    from mmzoo import export as export_lib
-
     result = export_lib.export(run.root, out=os.path.join(run.root, "export"), name="shapes_vqa")
     return result.summary()
 
@@ -36,10 +39,6 @@ def quickstart(
     Example:
     >>> run = mmzoo.quickstart(size="small")  # doctest: +SKIP
     """
-    from mmzoo import datasets
-    from mmzoo.training.run import RunDirectory
-    from mmzoo.training.trainer import train
-
     if size not in QUICKSTART_SETTINGS:
         raise ValueError(f"size must be one of {list(QUICKSTART_SETTINGS)}. Received: {size!r}")
     settings = QUICKSTART_SETTINGS[size]

@@ -6,13 +6,12 @@ import os
 from typing import List, Optional
 
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
     """A Matplotlib figure and its axes, drawn without pyplot (a notebook's inline
     backend is left alone)."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=kwargs.pop("figsize", None))
     return fig, fig.subplots(nrows, ncols, **kwargs)
 

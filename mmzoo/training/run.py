@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import tempfile
+from importlib import metadata
 from typing import Any, Optional
 
 RUN_FILES = {
@@ -52,8 +53,6 @@ def read_json(path: str) -> Any:
 
 
 def package_versions() -> dict:
-    from importlib import metadata
-
     versions = {"python": platform.python_version(), "platform": platform.platform()}
     for name in ("mmzoo", "tensorflow", "keras", "numpy", "tensorflow-datasets"):
         try:

@@ -8,7 +8,15 @@ import sys
 import time
 from typing import Any, Dict, Optional, Union
 
+import mmzoo.data
+from mmzoo import datasets
+from mmzoo.spec import DataSpec
+from mmzoo.tasks.targets import data_requirements
+from mmzoo.training.evaluate import collect, modality_ablation
+from mmzoo.training.report import plot_confusion, plot_history, render_report
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
+from mmzoo.zoo import build as build_model
+from mmzoo.zoo import load_model, resolve_config
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -38,13 +46,9 @@ def describe_source(data) -> dict:
 
 def open_data(source: Union[str, dict], spec=None, **kwargs):
     """Open data from a manifest path, ``"shapes_vqa[/config]"`` or a recorded source dict."""
-    import mmzoo.data
-
     if isinstance(source, str):
         if source.split("/")[0] in _builtin_datasets():
             name, _, config = source.partition("/")
-            from mmzoo import datasets
-
             # A built-in dataset decides its inputs and targets; `with_inputs` picks the model's.
             kwargs = {k: v for k, v in kwargs.items() if k not in ("modalities", "task", "tasks")}
             data = datasets.load(name, config=config or "image_text_audio", spec=spec, **kwargs)
@@ -66,8 +70,6 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
 
 
 def _builtin_datasets():
-    from mmzoo import datasets
-
     return datasets.list_datasets()
 
 
@@ -97,8 +99,6 @@ class Run:
 
     @property
     def spec(self):
-        from mmzoo.spec import DataSpec
-
         return DataSpec.load(self.dir.path("spec"))
 
     @property
@@ -108,8 +108,6 @@ class Run:
     @property
     def model(self):
         if self._model is None:
-            from mmzoo.zoo import load_model
-
             if not os.path.exists(self.dir.path("model")):
                 raise RunError(f"{self.root!r} has no model.keras yet (the run has not finished).")
             self._model = load_model(self.dir.path("model"))
@@ -121,8 +119,6 @@ class Run:
         ``data`` may be a data object or a manifest path; it is read with this run's data
         spec (same vocabulary, class names and shapes).
         """
-        from mmzoo.training.evaluate import collect, modality_ablation
-
         spec = self.spec
         if data is None:
             data = open_data(self.config["data"], spec=spec)
@@ -141,6 +137,7 @@ class Run:
         Returns ``class_name``, ``class_id`` and ``probabilities`` for classification,
         ``scores`` for multilabel, ``values`` for regression.
         """
+        # lazy (here and below): `import mmzoo.training` and the CLI parser stay free of TensorFlow
         from mmzoo.training.predict import predict_raw
 
         return predict_raw(self.model, self.spec, image=image, text=text, audio=audio, tabular=tabular)
@@ -244,9 +241,6 @@ def train(
         preset = model.get("preset")
     else:
         preset = model
-    from mmzoo.tasks.targets import data_requirements
-    from mmzoo.zoo import resolve_config
-
     model_choices = {k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")}
     planned = resolve_config(preset, **model_choices)
     needs = list(planned["spec"].modalities)
@@ -297,8 +291,6 @@ def train(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        from mmzoo.zoo import build as build_model
-
         net = build_model(preset, **{**build, **data.model_kwargs()}, seed=seed, compile=False)
         steps = math.ceil(data.num_examples("train") / batch_size)
         net.compile(
@@ -366,8 +358,6 @@ def train(
 
 def write_report(run: Run, metrics: dict) -> None:
     """metrics.json, the PNG plots and report.md of a run."""
-    from mmzoo.training.report import plot_confusion, plot_history, render_report
-
     curves = os.path.join(run.dir.plots_dir, "training_curves.png")
     plots = {"Training curves": plot_history(metrics.get("history", []), curves)}
     test = metrics["test"]
