@@ -19,6 +19,8 @@ from typing import Any, Dict, Optional, Union
 
 import keras
 
+from mmzoo import encoders as _encoders  # noqa: F401  (registers the built-in encoders)
+from mmzoo import fusion as _fusion  # noqa: F401  (registers the built-in fusions)
 from mmzoo.modalities import get_modality
 from mmzoo.registry import ENCODERS, FUSIONS, keras_serializable
 from mmzoo.spec import DataSpec
@@ -43,9 +45,8 @@ def part_config(config: Union[str, dict, None]) -> Optional[dict]:
 
 
 def ensure_parts_registered() -> None:
-    """Import the built-in encoders and fusions (they register themselves)."""
-    import mmzoo.encoders  # noqa: F401
-    import mmzoo.fusion  # noqa: F401
+    """The built-in encoders and fusions are registered (importing this module does it)."""
+    assert ENCODERS.names() and FUSIONS.names()
 
 
 def resolve_backbone_parts(spec: DataSpec, encoders: dict, fusion: Optional[dict]):

@@ -183,22 +183,9 @@ def register_target(kind: str) -> Callable[[Any], Any]:
 
 
 # ---------------------------------------------------------------------------- presets
-PRESET_KEYS = {
-    "description",
-    "reference",
-    "task",
-    "image",
-    "text",
-    "audio",
-    "tabular",
-    "fusion",
-    "head",
-    "encoder_options",
-    "fusion_options",
-    "head_options",
-    "defaults",
-    "params",
-}
+#: the preset keys that choose parts (`mmzoo.build` takes them as overrides too)
+PART_KEYS = (*MODALITY_NAMES, "fusion", "head", "encoder_options", "fusion_options", "head_options")
+PRESET_KEYS = {"description", "reference", "task", "defaults", "params", *PART_KEYS}
 DEFAULT_TASK = "classifier"
 
 

@@ -7,22 +7,12 @@ import difflib
 from typing import Any, Dict, List, Optional
 
 from mmzoo import pretrained
-from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PRESETS, TASKS
+from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PART_KEYS, PRESETS, TASKS
 from mmzoo.spec import MODALITIES, DataSpec, field_names
 
 #: the data settings `build` accepts: every DataSpec field (``spec=`` takes them all at once)
 SPEC_OVERRIDES = field_names()
-PART_OVERRIDES = (
-    "image",
-    "text",
-    "audio",
-    "tabular",
-    "fusion",
-    "head",
-    "encoder_options",
-    "fusion_options",
-    "head_options",
-)
+PART_OVERRIDES = PART_KEYS
 OTHER_OVERRIDES = ("spec", "seed", "compile", "weights", "name")
 ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
 

@@ -61,7 +61,9 @@ def build_serving_functions(model, spec, xla: bool = False) -> dict:
             "Export a run directory (its data_spec.json has the vocabulary) or pass "
             "spec=data.spec / a (model, spec) pair."
         )
-    preprocessor = Preprocessor(spec)
+    # The model's own preprocessor when it is the one asked for (its table is saved once).
+    own = getattr(model, "preprocessor", None)
+    preprocessor = own if own is not None and own.spec == spec else Preprocessor(spec)
 
     def run_model(x):
         return model(x, training=False)

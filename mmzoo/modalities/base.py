@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import Any, Optional
 
@@ -138,8 +139,6 @@ class Modality:
     def rest_value(self, value):
         """A raw value in a TF Serving REST body (bytes as ``{"b64": ...}``)."""
         if isinstance(value, bytes):
-            import base64
-
             return {"b64": base64.b64encode(value).decode("ascii")}
         return value
 

@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mmzoo.backbone import FUSED, Backbone, ensure_parts_registered, part_config, plain, resolve_backbone_parts
 from mmzoo.data.preprocess import Preprocessor
@@ -229,8 +230,6 @@ def output_plan(spec: DataSpec) -> List[dict]:
 
 def serving_outputs(spec: DataSpec, output) -> dict:
     """TF graph: the model's output -> the named serving outputs of every target."""
-    import tensorflow as tf
-
     targets = targets_of(spec)
     named = {}
     for target, x in zip(targets, split_output(output, targets)):

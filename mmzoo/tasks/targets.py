@@ -122,6 +122,8 @@ class Target:
 
     def record_feature(self):
         """``tf.io.FixedLenFeature`` of this target in an mmzoo TFRecord."""
+        # TensorFlow and Keras are imported in the methods that use them (here and below):
+        # `mmzoo.spec`, and so `import mmzoo`, import this module and stay free of them.
         import tensorflow as tf
 
         return tf.io.FixedLenFeature([self.num_classes], tf.float32)
