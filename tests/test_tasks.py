@@ -81,6 +81,9 @@ def test_the_keras_file_carries_the_preprocessor(tmp_path):
     np.testing.assert_array_equal(loaded(batch), model(batch))
     described = loaded.describe_prediction(loaded(batch))
     assert described["class_name"] in ("no", "yes")
+    many = loaded.predict_raw({"image": [image, image], "text": ["what red", "red"]})
+    assert [d["class_name"] for d in many][:1] == [described["class_name"]] and len(many) == 2
+    np.testing.assert_allclose(many[0]["probabilities"], described["probabilities"], atol=1e-6)
     model.compile(optimizer="sgd")
     model.save(path)
     compiled = mmzoo.load_model(path)  # the saved compile settings come back, not the defaults

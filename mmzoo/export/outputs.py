@@ -1,4 +1,6 @@
-"""Readable output names per head, shared by the SavedModel, TFLite and validation.
+"""Readable output names per target. The task names them (``Task.serving_outputs`` and
+``Task.lite_outputs``, from `mmzoo.tasks.targets`); this module holds the JSON plan that
+validation and the model card read, and the Keras reference outputs.
 
 ================  =====================================================================
 head              outputs (multitask: each name prefixed with ``<task>_``)
@@ -20,7 +22,6 @@ from __future__ import annotations
 from typing import Dict, List
 
 import numpy as np
-import tensorflow as tf
 
 from mmzoo.tasks.targets import Target, targets_of
 
@@ -53,23 +54,3 @@ def keras_reference(model, inputs: dict, plan: List[dict], batch_size: int = 64)
         for k, v in out.items():
             chunks[k].append(np.asarray(v, np.float32))
     return {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
-
-
-def serving_outputs(output, plan: List[dict]) -> dict:
-    """TF graph: the model's output -> the SavedModel's named outputs (strings included)."""
-    named = {}
-    primaries = split_model_output(output, plan)
-    for e in plan:
-        target = Target.from_plan(e)
-        named.update(target.serving_outputs(tf.cast(primaries[target.primary], tf.float32)))
-    return named
-
-
-def lite_outputs(model, plan: List[dict]) -> dict:
-    """Keras symbolic outputs for the TFLite wrapper: numeric outputs under readable names."""
-    named = {}
-    primaries = split_model_output(model.output, plan)
-    for e in plan:
-        target = Target.from_plan(e)
-        named.update(target.lite_outputs(primaries[target.primary]))
-    return named

@@ -25,10 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.preprocess import Preprocessor
 from mmzoo.export.examples import raw_batch
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
-from mmzoo.export.outputs import output_plan, serving_outputs
 from mmzoo.export.parity import check_serving_names, compare
 from mmzoo.export.source import serving_model
 from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
@@ -52,18 +50,19 @@ def model_input_specs(spec) -> dict:
 def build_serving_functions(model, spec, xla: bool = False) -> dict:
     """The three tf.functions of the SavedModel, traced, plus what they must track.
 
-    ``model`` should be the CPU copy (`mmzoo.export.serving_model`).
+    ``model`` should be the CPU copy (`mmzoo.export.serving_model`) whose spec is ``spec``:
+    the task names the outputs (``model.serving_outputs``).
     """
-    plan = output_plan(spec)
+    if model.spec != spec:
+        raise ValueError("build_serving_functions needs a model whose spec is the export's: "
+                         "mmzoo.export.serving_model(model, spec=spec).")
     if "text" in spec.modalities and not spec.vocabulary:
         raise ValueError(
             "The data spec has no vocabulary, so the raw-text signature cannot tokenize. "
             "Export a run directory (its data_spec.json has the vocabulary) or pass "
             "spec=data.spec / a (model, spec) pair."
         )
-    # The model's own preprocessor when it is the one asked for (its table is saved once).
-    own = getattr(model, "preprocessor", None)
-    preprocessor = own if own is not None and own.spec == spec else Preprocessor(spec)
+    preprocessor = model.preprocessor  # tracked with the model: its table is saved once
 
     def run_model(x):
         return model(x, training=False)
@@ -75,10 +74,10 @@ def build_serving_functions(model, spec, xla: bool = False) -> dict:
                            jit_compile=bool(xla), autograph=False)
 
     def serve_raw(inputs):
-        return serving_outputs(model_fn(preprocessor.serve(inputs)), plan)
+        return model.serving_outputs(model_fn(preprocessor.serve(inputs)))
 
     def serve_preprocessed(inputs):
-        return serving_outputs(model_fn(dict(inputs)), plan)
+        return model.serving_outputs(model_fn(dict(inputs)))
 
     def preprocess(inputs):
         return preprocessor.serve(inputs)
@@ -102,7 +101,7 @@ def write_saved_model(model, spec, path: str, xla: bool = False, source_model_is
     Example:
     >>> mmzoo.export.write_saved_model(model, data.spec, "/tmp/sm")  # doctest: +SKIP
     """
-    copy = model if source_model_is_copy else serving_model(model)
+    copy = model if source_model_is_copy else serving_model(model, spec=spec)
     built = build_serving_functions(copy, spec, xla=xla)
     archive = keras.export.ExportArchive()
     archive.track(copy)

@@ -126,7 +126,7 @@ def _keras():
     return keras
 
 
-def serving_model(model, unroll: bool = False):
+def serving_model(model, unroll: bool = False, spec: Optional[DataSpec] = None):
     """Rebuild ``model`` from its config on the CPU and copy the weights.
 
     The copy never uses cuDNN kernels (``use_cudnn=False`` on every GRU / LSTM), so a model
@@ -149,7 +149,7 @@ def serving_model(model, unroll: bool = False):
         if fusion and "unroll" in inspect.signature(FUSIONS.get(fusion["name"]).__init__).parameters:
             fusion_options["unroll"] = True
     with tf.device("/CPU:0"):
-        copy = model.rebuilt(encoder_options=encoder_options, fusion_options=fusion_options)
+        copy = model.rebuilt(encoder_options=encoder_options, fusion_options=fusion_options, spec=spec)
     for layer in _all_layers(copy):
         if isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
             layer.use_cudnn = False

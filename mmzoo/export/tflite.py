@@ -34,7 +34,6 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from mmzoo.data import text as text_lib
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
-from mmzoo.export.outputs import lite_outputs, output_plan
 from mmzoo.export.parity import compare
 from mmzoo.export.source import serving_model
 from mmzoo.host import cpu_parallelism
@@ -50,8 +49,8 @@ class ConversionError(RuntimeError):
 
 def lite_keras_model(model, spec):
     """The loop-free CPU copy of ``model`` with readable, named outputs (for conversion)."""
-    copy = serving_model(model, unroll=True)
-    return keras.Model(copy.input, lite_outputs(copy, output_plan(spec)), name="mmzoo_lite")
+    copy = serving_model(model, unroll=True, spec=spec)
+    return keras.Model(copy.input, copy.lite_outputs(copy.output), name="mmzoo_lite")
 
 
 class LiteSource:

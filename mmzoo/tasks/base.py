@@ -100,6 +100,19 @@ class Task(keras.Model):
         """One example's output as a readable dict."""
         raise NotImplementedError
 
+    def predict_raw(self, features: Dict[str, Any], batch_size: int = 64) -> List[dict]:
+        """Predictions on raw inputs (encoded image / WAV bytes, strings, numbers): one readable
+        dict per example, preprocessed exactly as in training.
+
+        Example:
+        >>> model.predict_raw({"image": [png_bytes], "text": ["what colour is it?"]})  # doctest: +SKIP
+        [{'class_name': 'red', 'class_id': 2, 'probabilities': [...]}]
+        """
+        outputs = self.predict(self.preprocess(features), batch_size=batch_size, verbose=0)
+        n = len(next(iter(keras.tree.flatten(outputs))))
+        return [self.describe_prediction(keras.tree.map_structure(lambda o, i=i: o[i:i + 1], outputs))
+                for i in range(n)]
+
     # ------------------------------------------------------------------ serving
     def output_plan(self) -> List[dict]:
         """JSON description of the outputs every exporter writes (model card, validation)."""

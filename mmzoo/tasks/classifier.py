@@ -172,10 +172,14 @@ class Classifier(Task):
         config["preprocessor"] = cls._deserialize_preprocessor(config.get("preprocessor"))
         return cls(**config)
 
-    def rebuilt(self, encoder_options: Optional[dict] = None, fusion_options: Optional[dict] = None):
-        """A copy rebuilt from the config with some encoder / fusion options changed, with the
-        same weights (export uses it for loop-free recurrent layers)."""
+    def rebuilt(self, encoder_options: Optional[dict] = None, fusion_options: Optional[dict] = None,
+                spec: Optional[DataSpec] = None):
+        """A copy rebuilt from the config with some encoder / fusion options changed (export
+        uses it for loop-free recurrent layers), the same weights and, with ``spec``, a
+        preprocessor for that spec (the export's: vocabulary and class names)."""
         config = self.get_config()
+        if spec is not None:
+            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
         backbone = config["backbone"]["config"]
         for m, options in (encoder_options or {}).items():
             backbone["encoders"][m].setdefault("options", {}).update(options)
