@@ -65,7 +65,6 @@ class MultimodalData:
     def _set_spec(self, spec: DataSpec) -> None:
         self.spec = spec
         self.preprocessor = Preprocessor(spec, self.resample)
-        self._tokenizer = self.preprocessor.tokenizer
 
     def with_inputs(self, modalities: Sequence[str]) -> "MultimodalData":
         """The same examples with only these inputs (a model's); the others are not read, and
