@@ -13,21 +13,6 @@ from typing import Any, Dict
 
 from mmzoo.registry import PRESETS, normalize_preset
 
-REFERENCES = {
-    "concat": "Early/intermediate fusion by concatenation (Ngiam et al., 2011, Multimodal Deep Learning).",
-    "weighted_sum": "Learned softmax-weighted sum of projected modality features.",
-    "gated": "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion.",
-    "attention": "Tsai et al., 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences; "
-    "Lu et al., 2019, ViLBERT (co-attention).",
-    "film": "Perez et al., 2018, FiLM: Visual Reasoning with a General Conditioning Layer.",
-    "tensor": "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis.",
-    "low_rank": "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors.",
-    "late": "Late fusion / decision averaging "
-    "(Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis).",
-    "conv": "Convolution across stacked modality features (as in CentralNet-style and 1D-conv fusion baselines).",
-    "recurrent": "Recurrent fusion over the modality sequence (cf. Memory Fusion Network, Zadeh et al., 2018).",
-}
-
 _AUDIO = {"sample_rate": 16000, "audio_samples": 16000}
 
 PRESET_TABLE: Dict[str, Dict[str, Any]] = {
@@ -136,7 +121,7 @@ def register_preset(name: str, **config: Any) -> dict:
     >>> mmzoo.register_preset("my_preset", image="cnn", text="bigru",
     ...                       fusion="gated", description="...")  # doctest: +SKIP
     """
-    preset = normalize_preset(name, config, REFERENCES)
+    preset = normalize_preset(name, config)
     PRESETS.add(name, preset)
     return preset
 

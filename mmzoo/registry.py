@@ -189,7 +189,7 @@ PRESET_KEYS = {"description", "reference", "task", "defaults", "params", *PART_K
 DEFAULT_TASK = "classifier"
 
 
-def normalize_preset(name: str, config: Dict[str, Any], references: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def normalize_preset(name: str, config: Dict[str, Any]) -> Dict[str, Any]:
     """Validate a preset's keys and fill the optional ones (no TensorFlow needed)."""
     unknown = sorted(set(config) - PRESET_KEYS)
     if unknown:
@@ -203,7 +203,7 @@ def normalize_preset(name: str, config: Dict[str, Any], references: Optional[Dic
     preset["fusion"] = preset["fusion"] or "concat"
     for key in ("encoder_options", "fusion_options", "head_options", "defaults"):
         preset[key] = dict(preset[key] or {})
-    preset["reference"] = preset["reference"] or (references or {}).get(preset["fusion"], "")
+    preset["reference"] = preset["reference"] or ""  # default: the fusion's (`mmzoo.zoo.describe`)
     preset["description"] = preset["description"] or ""
     preset["modalities"] = [m for m in MODALITY_NAMES if preset.get(m)]
     if not preset["modalities"]:

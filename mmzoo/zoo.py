@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
+import os
 from typing import Any, Dict, List, Optional
 
 from mmzoo import pretrained
@@ -58,10 +60,47 @@ def describe(name: str) -> Dict[str, Any]:
         "head": p["head"],
         "params": p["params"],
         "summary": p["description"],
-        "reference": p["reference"],
+        "reference": p["reference"] or fusion_reference(p["fusion"]),
         "weights": {tag: {"dataset": w["dataset"], "accuracy": w["accuracy"]} for tag, w in shipped.items()},
         "defaults": copy.deepcopy(p["defaults"]),
     }
+
+
+def fusion_reference(name: str) -> str:
+    """The paper a fusion follows: its class's ``reference``. A class registered at run time
+    is asked; a built-in one is read from its source in ``mmzoo/fusion/`` (not imported), so
+    that describing a preset never imports TensorFlow.
+
+    Example:
+    >>> "Arevalo" in mmzoo.zoo.fusion_reference("gated")
+    True
+    """
+    if name in FUSIONS:
+        return getattr(FUSIONS.get(name), "reference", "")
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fusion")
+    for file in sorted(os.listdir(folder)):
+        if not file.endswith(".py"):
+            continue
+        with open(os.path.join(folder, file), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(_registers_fusion(d, name) for d in node.decorator_list):
+                for statement in node.body:
+                    if isinstance(statement, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == "reference" for t in statement.targets
+                    ):
+                        return ast.literal_eval(statement.value)
+    return ""
+
+
+def _registers_fusion(decorator: ast.expr, name: str) -> bool:
+    return (
+        isinstance(decorator, ast.Call)
+        and getattr(decorator.func, "id", None) == "register_fusion"
+        and bool(decorator.args)
+        and isinstance(decorator.args[0], ast.Constant)
+        and decorator.args[0].value == name
+    )
 
 
 def list_parts(kind: str = "encoder", pattern: str = "*", modality: Optional[str] = None) -> List[str]:

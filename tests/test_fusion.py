@@ -146,3 +146,24 @@ def test_fusion_rejects_a_non_dict_and_wrong_ranks():
         ConcatFusion()(np.zeros((1, 3), "float32"))
     with pytest.raises(ValueError, match="expects 'text' as a sequence of rank 3"):
         CrossAttentionFusion()({"image": np.zeros((1, 2, 8), "float32"), "text": np.zeros((1, 8), "float32")})
+
+
+def test_every_fusion_carries_its_reference_and_describe_reads_it_without_tensorflow():
+    import subprocess
+    import sys
+
+    from mmzoo.registry import FUSIONS
+    from mmzoo.zoo import fusion_reference
+
+    for name in mmzoo.list_parts("fusion"):
+        cls = FUSIONS.get(name)
+        assert cls.reference, f"{cls.__name__} has no reference"
+    code = ("import json, sys, mmzoo; from mmzoo.zoo import fusion_reference; "
+            "print(json.dumps({n: fusion_reference(n) for n in %r})); print('tensorflow' in sys.modules)"
+            % mmzoo.list_parts("fusion"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    import json
+
+    assert json.loads(out[0]) == {n: FUSIONS.get(n).reference for n in mmzoo.list_parts("fusion")}
+    assert out[1] == "False"
+    assert fusion_reference("no_such_fusion") == ""

@@ -40,6 +40,8 @@ class FusionLayer(keras.layers.Layer):
     """
 
     fusion_name: str = ""
+    #: the paper (or idea) the fusion follows, shown by `mmzoo.describe`
+    reference: str = ""
     input_kind: str = "vector"
     min_modalities: int = 2
     required_modalities: tuple = ()

@@ -28,6 +28,11 @@ class CrossAttentionFusion(FusionLayer):
     >>> mmzoo.build("cnn_gru_attention", num_classes=4, seq_len=48)  # doctest: +SKIP
     """
 
+    reference = (
+        "Tsai et al., 2019, Multimodal Transformer for Unaligned Multimodal Language "
+        "Sequences; Lu et al., 2019, ViLBERT (co-attention)."
+    )
+
     input_kind = "sequence"
 
     def __init__(self, units: int = 64, num_heads: int = 4, dropout: float = 0.1, **kwargs):
@@ -109,6 +114,8 @@ class FiLMFusion(FusionLayer):
     Example:
     >>> mmzoo.build("cnn_gru_film", num_classes=4)  # doctest: +SKIP
     """
+
+    reference = "Perez et al., 2018, FiLM: Visual Reasoning with a General Conditioning Layer."
 
     required_modalities = ("image", "text")
 

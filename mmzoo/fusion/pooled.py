@@ -25,6 +25,8 @@ class ConcatFusion(FusionLayer):
     >>> model = mmzoo.build("cnn_gru_concat", num_classes=10)  # doctest: +SKIP
     """
 
+    reference = "Early/intermediate fusion by concatenation (Ngiam et al., 2011, Multimodal Deep Learning)."
+
     min_modalities = 1
 
     def fuse(self, features, masks, training=None):
@@ -64,6 +66,8 @@ class WeightedSumFusion(_ProjectedFusion):
     >>> mmzoo.build(image="cnn", text="bigru", fusion="weighted_sum", num_classes=3)  # doctest: +SKIP
     """
 
+    reference = "Learned softmax-weighted sum of projected modality features."
+
     def build_fusion(self, shapes):
         self.project = self.projections(shapes, self.units, activation="relu")
         self.modality_logits = self.add_weight(
@@ -90,6 +94,8 @@ class GatedFusion(_ProjectedFusion):
     Example:
     >>> mmzoo.build("resnet_bilstm_gated", num_classes=3)  # doctest: +SKIP
     """
+
+    reference = "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion."
 
     def build_fusion(self, shapes):
         self.project = self.projections(shapes, self.units, activation="tanh")
@@ -118,6 +124,11 @@ class LateFusion(_ProjectedFusion):
     Example:
     >>> mmzoo.build("cnn_gru_late", num_classes=5)  # doctest: +SKIP
     """
+
+    reference = (
+        "Late fusion / decision averaging (Snoek et al., 2005, Early versus Late Fusion "
+        "in Semantic Video Analysis)."
+    )
 
     produces_logits = True
 
@@ -167,6 +178,8 @@ class TensorFusion(_ProjectedFusion):
     >>> mmzoo.build("cnn_gru_melcnn_tensor", num_classes=3)  # doctest: +SKIP
     """
 
+    reference = "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis."
+
     def __init__(self, units: int = 16, **kwargs):
         super().__init__(units=units, **kwargs)
 
@@ -202,6 +215,8 @@ class LowRankFusion(_ProjectedFusion):
     Example:
     >>> mmzoo.build("cnn_gru_melcnn_lowrank", num_classes=3)  # doctest: +SKIP
     """
+
+    reference = "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors."
 
     def __init__(self, units: int = 64, rank: int = 4, **kwargs):
         super().__init__(units=units, **kwargs)
@@ -242,6 +257,11 @@ class ConvFusion(_ProjectedFusion):
     >>> mmzoo.build("cnn_transformer_conv", num_classes=3)  # doctest: +SKIP
     """
 
+    reference = (
+        "Convolution across stacked modality features (as in CentralNet-style and 1D-conv fusion "
+        "baselines)."
+    )
+
     def __init__(self, units: int = 64, filters: int = 64, kernel_size: int = 2, **kwargs):
         super().__init__(units=units, **kwargs)
         self.filters = int(filters)
@@ -277,6 +297,8 @@ class RecurrentFusion(_ProjectedFusion):
     Example:
     >>> mmzoo.build("cnn_gru_crnn_recurrent", num_classes=3)  # doctest: +SKIP
     """
+
+    reference = "Recurrent fusion over the modality sequence (cf. Memory Fusion Network, Zadeh et al., 2018)."
 
     def __init__(self, units: int = 64, unroll: bool = True, **kwargs):
         super().__init__(units=units, **kwargs)
