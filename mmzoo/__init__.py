@@ -32,7 +32,7 @@ def train(*args, **kwargs):
     Example:
     >>> run = mmzoo.train("cnn_gru_film", "data/train.csv", epochs=5, out="runs/exp1")  # doctest: +SKIP
     """
-    from mmzoo.training import train as _train
+    from mmzoo.training import train as _train  # lazy (here and below): `import mmzoo` stays light
 
     return _train(*args, **kwargs)
 

@@ -102,7 +102,7 @@ def cmd_describe(args) -> int:
 
 def cmd_summary(args) -> int:
     _quiet_tensorflow()
-    from mmzoo.zoo import build
+    from mmzoo.zoo import build  # lazy (here and below): `mmzoo list` stays free of TensorFlow
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model = build(args.name, compile=False, **kwargs)

@@ -52,7 +52,7 @@ def cli_parser() -> argparse.ArgumentParser:
     that ``mmzoo list`` stays fast; here each placeholder is replaced by the parser its
     module builds.
     """
-    from mmzoo import cli
+    from mmzoo import cli  # lazy (here and below): the generator loads what it renders
 
     parser = cli.make_parser()
     sub = _subparsers_action(parser)

@@ -68,7 +68,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
 
 
 def _kwargs(args) -> dict:
-    from mmzoo.spec import DataSpec
+    from mmzoo.spec import DataSpec  # lazy (here and below): the parser is built without TensorFlow
 
     kw = dict(
         image_size=args.image_size,

@@ -57,7 +57,7 @@ def image_array(color: str, size: Sequence[int] = (24, 32), seed: int = 0) -> np
 
 
 def encode_image(array: np.ndarray, fmt: str, mode: Optional[str] = None) -> bytes:
-    from PIL import Image
+    from PIL import Image  # lazy: only writing sample files needs Pillow
 
     im = Image.fromarray(array)
     if mode:

@@ -257,7 +257,7 @@ def _check_spec_vocab(spec) -> None:
 
 # ------------------------------------------------------------------ TensorFlow graph version
 def _tf():
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: the pure-Python tokenizer above runs without TensorFlow
 
     return tf
 

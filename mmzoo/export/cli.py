@@ -18,7 +18,7 @@ import sys
 
 def add_export_commands(subparsers) -> argparse.ArgumentParser:
     """Add the ``export`` command to an argparse ``subparsers`` object."""
-    from mmzoo.export import FORMATS, QUANTIZATIONS
+    from mmzoo.export import FORMATS, QUANTIZATIONS  # lazy (here and below): the parser stays light
 
     p = subparsers.add_parser(
         "export",

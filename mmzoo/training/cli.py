@@ -26,7 +26,7 @@ def _print_summary(run) -> None:
 
 
 def run_quickstart(args) -> int:
-    from mmzoo.training.quickstart import quickstart
+    from mmzoo.training.quickstart import quickstart  # lazy (here and below): the parser stays light
 
     run = quickstart(out=args.out, size=args.size, preset=args.model, epochs=args.epochs,
                      data_dir=args.data_dir, export=not args.no_export, seed=args.seed)
