@@ -114,6 +114,20 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
 }
 
 
+#: `mmzoo train` without a preset takes the first of these that fits the data's inputs and
+#: target (the attention presets did best on held-out real data), else any preset that fits,
+#: else it composes one from `DEFAULT_ENCODERS`.
+DEFAULT_CHOICE = (
+    "cnn_gru_melcnn_attention",
+    "cnn_gru_attention",
+    "cnn_gru_multilabel",
+    "cnn_gru_multitask",
+    "cnn_mlp_regression",
+    "mlp_gru_concat",
+)
+DEFAULT_ENCODERS = {"image": "cnn", "text": "bigru", "audio": "melcnn", "tabular": "mlp"}
+
+
 def register_preset(name: str, **config: Any) -> dict:
     """Register a preset: a dict of task, encoder/fusion/head choices and defaults.
 

@@ -6,9 +6,10 @@ import ast
 import copy
 import difflib
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from mmzoo import pretrained
+from mmzoo.presets import DEFAULT_CHOICE, DEFAULT_ENCODERS
 from mmzoo.registry import ENCODERS, FUSIONS, HEADS, PART_KEYS, PRESETS, TASKS
 from mmzoo.spec import MODALITIES, DataSpec, field_names
 
@@ -35,6 +36,29 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
     if not found and task not in known:
         raise ValueError(f"Unknown task {task!r}. Tasks with presets: {known}.")
     return found
+
+
+def choose_preset(spec: DataSpec) -> Tuple[Union[str, dict], str]:
+    """A model for data with this spec, and why: the first preset of
+    `mmzoo.presets.DEFAULT_CHOICE` whose inputs and head fit the spec, else any preset that
+    fits, else one composed from `mmzoo.presets.DEFAULT_ENCODERS` and a concat fusion.
+
+    Example:
+    >>> mmzoo.zoo.choose_preset(mmzoo.DataSpec(modalities=("image", "text"), num_classes=3))[0]
+    'cnn_gru_attention'
+    """
+    inputs = sorted(spec.modalities)
+    fits = [n for n in PRESETS.names()
+            if sorted(PRESETS.get(n)["modalities"]) == inputs and PRESETS.get(n)["head"] == spec.task]
+    what = f"the data has inputs {inputs} and a {spec.task} target"
+    for name in DEFAULT_CHOICE:
+        if name in fits:
+            return name, f"{what}; {name} is the default for them"
+    if fits:
+        return fits[0], f"{what}; {fits[0]} is the first preset for them"
+    composed = {"preset": None, **{m: DEFAULT_ENCODERS[m] for m in inputs}, "fusion": "concat", "head": spec.task}
+    parts = ", ".join(f"{m}={DEFAULT_ENCODERS[m]}" for m in inputs)
+    return composed, f"{what}; no preset has exactly these, so it composes {parts}, fusion=concat"
 
 
 def get_preset(name: str) -> Dict[str, Any]:

@@ -97,7 +97,8 @@ def add_training_commands(subparsers) -> None:
     p.set_defaults(func=run_quickstart)
 
     p = subparsers.add_parser("train", help="train a preset on a manifest or built-in dataset")
-    p.add_argument("--model", default="cnn_gru_concat", help="preset name (mmzoo list)")
+    p.add_argument("--model", default=None,
+                   help="preset name (mmzoo list); default: one that fits the data's inputs and target")
     p.add_argument("--data", required=True, help="manifest (CSV/JSONL) or shapes_vqa[/config]")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--epochs", type=int, default=10, help="planned epochs (default: 10)")

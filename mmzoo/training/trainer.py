@@ -16,7 +16,7 @@ from mmzoo.training.evaluate import collect, modality_ablation
 from mmzoo.training.report import plot_confusion, plot_history, render_report
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
 from mmzoo.zoo import build as build_model
-from mmzoo.zoo import load_model, resolve_config
+from mmzoo.zoo import choose_preset, load_model, resolve_config
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -184,7 +184,7 @@ def _check_resume(run_dir: RunDirectory, config: dict) -> None:
 
 
 def train(
-    model: Union[str, dict] = "cnn_gru_concat",
+    model: Union[str, dict, None] = None,
     data: Any = None,
     *,
     epochs: int = 10,
@@ -209,7 +209,8 @@ def train(
     """Train a preset on data and write a complete run folder; resumes an interrupted run.
 
     Args:
-        model: a preset name (or ``{"preset": name, **build overrides}``).
+        model: a preset name (or ``{"preset": name, **build overrides}``); None chooses one
+            that fits the data's inputs and target (`mmzoo.zoo.choose_preset`) and says why.
         data: a data object (`mmzoo.data.from_manifest`, `mmzoo.datasets.load`...), a
             manifest path, or a built-in dataset name such as ``"shapes_vqa/image_text_audio"``.
         epochs: planned epochs. out: the run folder. batch_size: examples per step.
@@ -235,6 +236,15 @@ def train(
     run_dir = RunDirectory(out)
     resume = run_dir.prepare(overwrite)  # fails now on an unwritable/full/finished --out
 
+    chosen = None
+    if model is None:  # the preset that fits the data, said out loud
+        if data is None:
+            raise RunError("No data given. Pass a data object, a manifest path or 'shapes_vqa'.")
+        if isinstance(data, str):
+            data = open_data(data, **(data_kwargs or {}))  # validates the manifest up front
+        model, chosen = choose_preset(data.spec)
+        name = model if isinstance(model, str) else "a composed model"
+        print(f"Training {name}: {chosen}. Pass --model to pick another (mmzoo list).", flush=True)
     build = dict(build_kwargs or {})
     if isinstance(model, dict):
         build.update({k: v for k, v in model.items() if k != "preset"})
@@ -262,6 +272,7 @@ def train(
     config = {
         "task": planned["task"],
         "preset": preset,
+        "model_choice": chosen,
         "build": build,
         "data": source,
         "epochs": epochs,
