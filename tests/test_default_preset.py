@@ -34,3 +34,13 @@ def test_no_model_on_image_and_text_and_a_composed_model_where_no_preset_fits(tm
     assert "no preset has exactly these" in reason
     config = resolve_config(None, **{k: v for k, v in model.items() if k != "preset"}, spec=spec)
     assert sorted(config["encoders"]) == ["audio", "tabular"]
+
+
+def test_training_leaves_op_determinism_as_it_found_it(tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+    manifest = write_manifest(tmp_path, audio=False, n=15)
+    mmzoo.train("cnn_gru_concat", manifest, epochs=1, out=str(tmp_path / "run"), verbose=0, data_kwargs=SMALL)
+    # Left on, it would turn XLA off for the rest of the process (Keras refuses jit_compile then).
+    assert not tf_config.is_op_determinism_enabled()

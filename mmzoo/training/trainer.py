@@ -297,8 +297,11 @@ def train(
     data.spec.save(run_dir.path("spec"))
     run_dir.set_status("running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
+    from tensorflow.python.framework import config as tf_config  # (Keras reads it the same way)
+
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()  # undone at the end: it turns XLA off process-wide
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -365,6 +368,8 @@ def train(
         return run
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if not was_deterministic:
+            tf_config.disable_op_determinism()
 
 
 def write_report(run: Run, metrics: dict) -> None:
