@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from mmzoo.data import image as image_lib
 from mmzoo.data import manifest as manifest_lib
+from mmzoo.data import sizes
 from mmzoo.data import text as text_lib
 from mmzoo.data.options import pipeline_options
 from mmzoo.data.preprocess import Preprocessor
@@ -533,6 +534,25 @@ def from_manifest(
                 fail(r, mapping[t.column], r.values.get(t.column),
                      f"has {n} values, expected {t.num_classes} ({what})")
 
+    # ---------------------------------------------------------- sizes from the data
+    size_of: Dict[str, Dict[int, float]] = {}
+    if "audio" in chosen:
+        size_of["audio"] = {r.row: sizes.wav_seconds(parsed[r.row]["audio"]) for r in good()}
+    if "text" in chosen:
+        todo = good()
+        counts = sizes.token_counts([parsed[r.row]["text"] for r in todo], tokenizer)
+        size_of["text"] = {r.row: int(c) for r, c in zip(todo, counts)}
+    if spec is None:
+        fitted = sizes.fitted_settings(
+            {"audio_seconds": audio_seconds, "seq_len": seq_len},
+            np.array(list(size_of["audio"].values())) if "audio" in size_of else None,
+            np.array(list(size_of["text"].values())) if "text" in size_of else None)
+        for key in ("audio_seconds", "seq_len"):
+            if key in fitted:
+                settings[key] = fitted[key]
+        report.notes += [fitted[k] for k in ("audio_note", "text_note") if k in fitted]
+        input_fields = spec_fields_from_settings(settings)
+
     # ---------------------------------------------------------- decode every file with TF
     if validate == "decode":
         check_spec = DataSpec(modalities=chosen, **input_fields)
@@ -547,12 +567,26 @@ def from_manifest(
 
     # ---------------------------------------------------------- splits and class names
     todo = good()
+    first = targets[0]
+    strata = [str(parsed[r.row]["label"][first.name]) for r in todo] if targets_lib.stratify_by(first) else None
+    how = f"{'stratified by class, ' if strata is not None else ''}seed {seed}"
     if "split" in mapping:
         splits = [parsed[r.row]["split"] for r in todo]
+        if val_fraction and "validation" not in splits:  # carve one from train (the same under a spec)
+            train_idx = [i for i, s in enumerate(splits) if s == "train"]
+            carved = _seeded_split(len(train_idx), [strata[i] for i in train_idx] if strata else None,
+                                   val_fraction, 0.0, seed)
+            for i, s in zip(train_idx, carved):
+                splits[i] = s
+            n_val = carved.count("validation")
+            report.notes.append(
+                f"the split column has no validation rows: {n_val} of the {len(train_idx)} train rows "
+                f"(val_fraction={val_fraction:g}, {how}) are held out for validation (early stopping and "
+                "the kept epoch); pass val_fraction=0 to train on all of them")
     else:
-        first = targets[0]
-        strata = [parsed[r.row]["label"][first.name] for r in todo] if targets_lib.stratify_by(first) else None
         splits = _seeded_split(len(todo), strata, val_fraction, test_fraction, seed)
+        shares = f"{1 - val_fraction - test_fraction:.0%} / {val_fraction:.0%} / {test_fraction:.0%}"
+        report.notes.append(f"no split column: rows split into train / validation / test ({shares}, {how})")
     split_of = {r.row: s for r, s in zip(todo, splits)}
     for t in targets:
         if not t.has_classes:
@@ -580,6 +614,12 @@ def from_manifest(
     report.skipped = len(bad)
     log_skipped(report)
     final = good()
+    final_rows = [r.row for r in final]
+    report.notes += sizes.cut_notes(
+        final_rows,
+        np.array([size_of["audio"][r] for r in final_rows]) if "audio" in size_of else None,
+        np.array([size_of["text"][r] for r in final_rows]) if "text" in size_of else None,
+        input_fields["audio_samples"] / input_fields["sample_rate"], input_fields["seq_len"])
     train_rows = [r for r in final if split_of[r.row] == "train"]
     if not train_rows:
         raise DataError(f"{source}: no usable rows in the train split.\n{report.summary()}", report)

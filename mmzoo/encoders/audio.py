@@ -12,7 +12,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mmzoo.encoders.base import check_output, encoder_model, modality_input
+from mmzoo.encoders.base import batch_norm, check_output, encoder_model, modality_input
 from mmzoo.layers import FastGRU, LogMelSpectrogram
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
@@ -27,14 +27,14 @@ def _log_mel_image(spec: DataSpec, n_mels: int, n_fft: int, hop_length: int):
             f"audio_samples={spec.audio_samples} is shorter than one frame (n_fft={n_fft})."
         )
     x = layers.Reshape((frames, n_mels, 1), name="add_channel")(mel)
-    x = layers.BatchNormalization(name="mel_norm")(x)
+    x = batch_norm(name="mel_norm")(x)
     return inputs, x
 
 
 def _conv_blocks(x, filters: Sequence[int], pool: tuple):
     for i, f in enumerate(filters, start=1):
         x = layers.Conv2D(int(f), 3, padding="same", use_bias=False, name=f"conv_{i}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = batch_norm(name=f"bn_{i}")(x)
         x = layers.ReLU(name=f"relu_{i}")(x)
         pool_size = tuple(min(p, d) for p, d in zip(pool, x.shape[1:3]))
         x = layers.MaxPooling2D(pool_size, name=f"pool_{i}")(x)

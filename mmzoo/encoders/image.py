@@ -11,7 +11,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mmzoo.encoders.base import check_output, encoder_model, image_map_to_output, modality_input
+from mmzoo.encoders.base import batch_norm, check_output, encoder_model, image_map_to_output, modality_input
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
 
@@ -65,7 +65,7 @@ def resnet(
     check_output("resnet", output, _OUTPUTS)
     inputs, x = _rescaled(spec)
     x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = batch_norm(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for s, f in enumerate(stage_filters, start=1):
         for b in range(1, blocks_per_stage + 1):
@@ -78,12 +78,12 @@ def _residual_block(x, filters: int, stride: int, name: str):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = batch_norm(name=f"{name}_proj_bn")(shortcut)
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = batch_norm(name=f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = batch_norm(name=f"{name}_bn2")(y)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -111,13 +111,13 @@ def mobilenet(
         )
     inputs, x = _rescaled(spec)
     x = layers.Conv2D(max(8, int(16 * alpha)), 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = batch_norm(name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     for i, (f, s) in enumerate(zip(block_filters, block_strides), start=1):
         x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=False, name=f"block{i}_dw")(x)
-        x = layers.BatchNormalization(name=f"block{i}_dw_bn")(x)
+        x = batch_norm(name=f"block{i}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"block{i}_dw_relu")(x)
         x = layers.Conv2D(max(8, int(f * alpha)), 1, use_bias=False, name=f"block{i}_pw")(x)
-        x = layers.BatchNormalization(name=f"block{i}_pw_bn")(x)
+        x = batch_norm(name=f"block{i}_pw_bn")(x)
         x = layers.ReLU(6.0, name=f"block{i}_pw_relu")(x)
     return encoder_model(inputs, image_map_to_output(x, output, "avg"), "image")

@@ -7,7 +7,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mmzoo.encoders.base import check_output, encoder_model, modality_input
+from mmzoo.encoders.base import batch_norm, check_output, encoder_model, modality_input
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
 
@@ -28,7 +28,7 @@ def mlp(
     """
     check_output("mlp", output, ("vector", "sequence"))
     inputs = modality_input(spec, "tabular")
-    x = layers.BatchNormalization(name="input_norm")(inputs)
+    x = batch_norm(name="input_norm")(inputs)
     for i, u in enumerate(units, start=1):
         x = layers.Dense(int(u), activation="relu", name=f"dense_{i}")(x)
         x = layers.Dropout(dropout, name=f"dropout_{i}")(x)

@@ -45,6 +45,8 @@ class TextModality(Modality):
             raise ValueError("the text is missing")
         if not isinstance(value, str):
             raise ValueError("the text must be a string")
+        if not value.strip():
+            raise ValueError("the text is empty (the model needs it; fix the row or drop it with on_error='skip')")
         return value
 
     def record_feature(self, spec):

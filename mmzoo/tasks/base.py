@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import keras
 
 from mmzoo.spec import DataSpec
+from mmzoo.tasks import losses  # noqa: F401  (registers the losses a saved task was compiled with)
 
 
 class Task(keras.Model):
@@ -49,7 +50,7 @@ class Task(keras.Model):
     def default_optimizer(self):
         return keras.optimizers.Adam(1e-3)
 
-    def default_loss(self):
+    def default_loss(self, label_smoothing: float = 0.0):
         raise NotImplementedError
 
     def default_metrics(self):

@@ -111,12 +111,12 @@ class Classifier(Task):
     def targets(self) -> List[Target]:
         return targets_of(self.spec)
 
-    def default_loss(self):
-        """The targets' losses (a dict for several outputs)."""
+    def default_loss(self, label_smoothing: float = 0.0):
+        """The targets' losses (a dict for several outputs); ``label_smoothing`` for classes."""
         targets = self.targets
         if targets[0].key is None:
-            return targets[0].loss()
-        return {t.key: t.loss() for t in targets}
+            return targets[0].loss(label_smoothing)
+        return {t.key: t.loss(label_smoothing) for t in targets}
 
     def default_metrics(self):
         """The targets' metrics (a dict for several outputs)."""

@@ -137,7 +137,8 @@ class Target:
         return value
 
     # ------------------------------------------------------------------ training
-    def loss(self):
+    def loss(self, label_smoothing: float = 0.0):
+        """The Keras loss; ``label_smoothing`` applies where the target has classes."""
         raise NotImplementedError
 
     def keras_metrics(self) -> list:
@@ -230,10 +231,10 @@ class ClassificationTarget(Target):
 
         return tf.cast(value, tf.int32)
 
-    def loss(self):
-        import keras
+    def loss(self, label_smoothing: float = 0.0):
+        from mmzoo.tasks.losses import SparseCategoricalCrossentropy
 
-        return keras.losses.SparseCategoricalCrossentropy()
+        return SparseCategoricalCrossentropy(label_smoothing=label_smoothing)
 
     def keras_metrics(self) -> list:
         import keras
@@ -328,10 +329,10 @@ class MultilabelTarget(Target):
             out[i, [index[n] for n in names]] = 1.0
         return out
 
-    def loss(self):
+    def loss(self, label_smoothing: float = 0.0):
         import keras
 
-        return keras.losses.BinaryCrossentropy()
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
 
     def keras_metrics(self) -> list:
         import keras
@@ -405,10 +406,10 @@ class RegressionTarget(Target):
     def encode(self, parsed: list) -> np.ndarray:
         return np.array(parsed, np.float32).reshape(len(parsed), self.num_classes)
 
-    def loss(self):
+    def loss(self, label_smoothing: float = 0.0):
         import keras
 
-        return keras.losses.MeanSquaredError()
+        return keras.losses.MeanSquaredError()  # (no classes to smooth)
 
     def keras_metrics(self) -> list:
         import keras

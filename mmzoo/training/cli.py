@@ -51,8 +51,9 @@ def run_train(args) -> int:
     from mmzoo.training.trainer import train
 
     run = train(
-        args.model, args.data, epochs=args.epochs, out=args.out, batch_size=args.batch_size,
-        optimizer=args.optimizer, learning_rate=args.lr, schedule=args.schedule,
+        args.model, args.data, epochs=args.epochs, max_steps=args.max_steps, out=args.out,
+        batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, schedule=args.schedule,
+        warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         precision=args.precision, jit=args.jit, seed=args.seed, patience=args.patience,
         overwrite=args.overwrite, data_kwargs=_data_kwargs(args),
     )
@@ -81,7 +82,20 @@ def run_predict(args) -> int:
     return 0
 
 
+def _patience(value: str):
+    if value in ("auto", "off"):
+        return None if value == "off" else value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs, 'auto' or 'off', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"patience must be at least 1 epoch (or 'off'), got {n}")
+    return n
+
+
 def add_training_commands(subparsers) -> None:
+    from mmzoo.training.plan import DEFAULT_STEP_BUDGET
     from mmzoo.training.quickstart import DEFAULT_PRESET
     from mmzoo.training.trainer import OPTIMIZERS, PRECISIONS, SCHEDULES
 
@@ -101,15 +115,23 @@ def add_training_commands(subparsers) -> None:
                    help="preset name (mmzoo list); default: one that fits the data's inputs and target")
     p.add_argument("--data", required=True, help="manifest (CSV/JSONL) or shapes_vqa[/config]")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--epochs", type=int, default=10, help="planned epochs (default: 10)")
+    p.add_argument("--epochs", type=int, help="planned epochs (default: planned from --max-steps)")
+    p.add_argument("--max-steps", type=int, default=DEFAULT_STEP_BUDGET,
+                   help=f"step budget planning the epochs when --epochs is not given (default: {DEFAULT_STEP_BUDGET})")
     p.add_argument("--batch-size", type=int, default=64, help="examples per step (default: 64)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="default: adamw")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 0.001)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="learning-rate schedule (default: cosine)")
+    p.add_argument("--warmup", type=float, default=0.05,
+                   help="share of the planned steps ramping the learning rate up (cosine; default: 0.05)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 0.0001)")
+    p.add_argument("--label-smoothing", type=float, default=0.1,
+                   help="label smoothing for targets with classes (default: 0.1; 0 turns it off)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help="mixed precision policy")
     p.add_argument("--jit", action="store_true", help="XLA-compile the training step")
     p.add_argument("--seed", type=int, default=0, help="seed; a seeded rerun on CPU gives the same metrics")
-    p.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    p.add_argument("--patience", type=_patience, default="auto",
+                   help="early stopping patience in epochs, 'auto' (a tenth of the planned epochs, 5-20) or 'off'")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize images to H x W")
     p.add_argument("--seq-len", type=int, help="token ids per text (pad / truncate)")

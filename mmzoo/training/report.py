@@ -61,6 +61,24 @@ def plot_confusion(confusion, class_names, path: str) -> str:
     return path
 
 
+def _plan_lines(config: dict, metrics: dict) -> list:
+    """How long the run trained and which epoch's weights it keeps (older runs lack these keys)."""
+    lines = []
+    plan = config.get("plan")
+    if plan:
+        lines.append(f"- plan: {plan['why']}")
+    if config.get("optimizer"):
+        lines.append(
+            f"- optimizer: {config['optimizer']}, learning rate {config.get('learning_rate')} "
+            f"({config.get('schedule')} schedule, warm-up {config.get('warmup', 0):.0%} of the steps), "
+            f"weight decay {config.get('weight_decay')}, label smoothing {config.get('label_smoothing', 0)}")
+    if metrics.get("best_epoch"):
+        stopped = " (stopped early)" if metrics.get("stopped_early") else ""
+        lines.append(f"- kept weights: epoch {metrics['best_epoch']} of {metrics.get('epochs_run')}{stopped}, "
+                     f"the lowest {metrics.get('monitor', 'val_loss')}; the metrics below are that epoch's")
+    return lines
+
+
 def render_report(config: dict, metrics: dict, plots: dict, sections: list) -> str:
     """The run's report.md; ``sections``: the task's test-metrics lines (`Task.report_sections`)."""
     lines = [f"# mmzoo run: {config.get('preset') or 'custom model'}", ""]
@@ -68,6 +86,7 @@ def render_report(config: dict, metrics: dict, plots: dict, sections: list) -> s
         f"- data: {config['data'].get('description', config['data'])}",
         f"- epochs run: {metrics.get('epochs_run')} of {config['epochs']} (batch {config['batch_size']}, "
         f"seed {config['seed']}, precision {config['precision']}, jit {config['jit']})",
+        *_plan_lines(config, metrics),
         f"- training time: {metrics.get('train_seconds', 0):.1f} s",
         f"- parameters: {metrics.get('params'):,}",
         *[f"- data: {note}" for note in metrics.get("data", {}).get("notes", [])],

@@ -13,13 +13,14 @@ from mmzoo import datasets
 from mmzoo.spec import DataSpec
 from mmzoo.tasks.targets import data_requirements
 from mmzoo.training.evaluate import collect, modality_ablation
+from mmzoo.training.plan import DEFAULT_STEP_BUDGET, plan_epochs
 from mmzoo.training.report import plot_confusion, plot_history, render_report
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
 from mmzoo.zoo import build as build_model
 from mmzoo.zoo import choose_preset, load_model, resolve_config
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "exponential")
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant", "exponential")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -150,7 +151,8 @@ def _eval_split(data) -> str:
     return "train"
 
 
-def _optimizer(name: str, learning_rate: float, schedule: str, total_steps: int, weight_decay: float):
+def _optimizer(name: str, learning_rate: float, schedule: str, total_steps: int, weight_decay: float,
+               warmup: float = 0.0):
     import keras
 
     if name not in OPTIMIZERS:
@@ -158,23 +160,39 @@ def _optimizer(name: str, learning_rate: float, schedule: str, total_steps: int,
     if schedule not in SCHEDULES:
         raise RunError(f"schedule must be one of {list(SCHEDULES)}. Received: {schedule!r}")
     lr: Any = learning_rate
+    total_steps = max(1, total_steps)
     if schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+        warm = int(round(warmup * total_steps))
+        if warm:  # a linear ramp from 0 to the peak, then the cosine
+            lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=max(1, total_steps - warm), alpha=0.05,
+                                                        warmup_target=learning_rate, warmup_steps=warm)
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps, alpha=0.05)
     elif schedule == "exponential":
         lr = keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=max(1, total_steps // 10),
                                                          decay_rate=0.7)
     if name == "adam":
         return keras.optimizers.Adam(lr)
     if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=weight_decay or 1e-4)
+        opt = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])  # biases and norms
+        return opt
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9)
     return keras.optimizers.RMSprop(lr)
 
 
+def _best_epoch(history: list, monitor: str) -> Optional[int]:
+    """The epoch (1-based) whose weights the run keeps: the lowest ``monitor``."""
+    values = [(h.get(monitor), i) for i, h in enumerate(history) if isinstance(h.get(monitor), (int, float))]
+    values = [(v, i) for v, i in values if math.isfinite(v)]
+    return int(history[min(values)[1]].get("epoch", min(values)[1] + 1)) if values else None
+
+
 def _check_resume(run_dir: RunDirectory, config: dict) -> None:
     old = read_json(run_dir.path("config"))
-    keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule")
+    keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule",
+            "warmup", "weight_decay", "label_smoothing")
     changed = [k for k in keys if old.get(k) != config.get(k)]
     if changed:
         raise RunError(
@@ -187,17 +205,20 @@ def train(
     model: Union[str, dict, None] = None,
     data: Any = None,
     *,
-    epochs: int = 10,
+    epochs: Optional[int] = None,
+    max_steps: int = DEFAULT_STEP_BUDGET,
     out: str = "runs/exp",
     batch_size: int = 64,
-    optimizer: str = "adam",
+    optimizer: str = "adamw",
     learning_rate: float = 1e-3,
-    schedule: str = "constant",
-    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    warmup: float = 0.05,
+    weight_decay: float = 1e-4,
+    label_smoothing: float = 0.1,
     precision: str = "float32",
     jit: bool = False,
     seed: int = 0,
-    patience: Optional[int] = None,
+    patience: Union[int, str, None] = "auto",
     overwrite: bool = False,
     cache: Union[bool, str, None] = "memory",
     save_every_batches: Optional[int] = 50,
@@ -208,31 +229,48 @@ def train(
 ) -> Run:
     """Train a preset on data and write a complete run folder; resumes an interrupted run.
 
+    The defaults are made for a few hundred to a few thousand rows: a budget of
+    ``max_steps`` optimizer steps (``epochs`` fixes the count instead), early stopping on the
+    validation loss with the best epoch's weights restored, AdamW with a warm-up then cosine
+    decay, and label smoothing. Everything chosen is recorded in config.json.
+
     Args:
         model: a preset name (or ``{"preset": name, **build overrides}``); None chooses one
             that fits the data's inputs and target (`mmzoo.zoo.choose_preset`) and says why.
         data: a data object (`mmzoo.data.from_manifest`, `mmzoo.datasets.load`...), a
             manifest path, or a built-in dataset name such as ``"shapes_vqa/image_text_audio"``.
-        epochs: planned epochs. out: the run folder. batch_size: examples per step.
-        optimizer: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``; learning_rate; schedule:
-            ``constant``, ``cosine`` or ``exponential``.
+        epochs: planned epochs; None plans them from ``max_steps`` (at least 10, at most 300).
+        out: the run folder. batch_size: examples per step.
+        optimizer: ``adamw``, ``adam``, ``sgd`` or ``rmsprop``; learning_rate (the peak);
+            schedule: ``cosine``, ``constant`` or ``exponential``; warmup: the share of the
+            planned steps spent ramping the learning rate up from 0 (cosine only);
+            weight_decay: AdamW's (not on biases and normalisation weights).
+        label_smoothing: for targets with classes (0 turns it off).
         precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``. jit: XLA-compile.
         seed: seeds weights, shuffling and dropout (with op determinism, a rerun on CPU gives
-            the same metrics). patience: early stopping on the validation loss.
+            the same metrics).
+        patience: early stopping on the validation loss, in epochs; ``"auto"`` scales it with
+            the planned epochs (`plan_epochs`), None trains every planned epoch.
         overwrite: replace a folder that holds a finished run.
         cache: cache decoded examples (``"memory"``, a file prefix, or None).
         save_every_batches: how often the resumable state is saved within an epoch.
 
     Example:
-    >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", epochs=10, out="runs/exp1")  # doctest: +SKIP
+    >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", out="runs/exp1")  # doctest: +SKIP
     """
     started = time.time()
     if verbose == "auto":  # a progress bar with ETA in a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     if precision not in PRECISIONS:
         raise RunError(f"precision must be one of {list(PRECISIONS)}. Received: {precision!r}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise RunError(f"epochs must be a positive integer. Received: {epochs!r}")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise RunError(f"epochs must be a positive integer or None (planned from max_steps). Received: {epochs!r}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise RunError(f"max_steps must be a positive integer. Received: {max_steps!r}")
+    if not 0.0 <= warmup < 1.0:
+        raise RunError(f"warmup must be a share of the planned steps in [0, 1). Received: {warmup!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise RunError(f"label_smoothing must be in [0, 1). Received: {label_smoothing!r}")
     run_dir = RunDirectory(out)
     resume = run_dir.prepare(overwrite)  # fails now on an unwritable/full/finished --out
 
@@ -265,6 +303,9 @@ def train(
     if hasattr(data, "with_inputs"):  # a duck-typed data object gives the model's inputs itself
         data = data.with_inputs(needs)
     source = describe_source(data)
+    val_split = "validation" if data.splits.get("validation") else None
+    plan = plan_epochs(data.num_examples("train"), batch_size, epochs=epochs, max_steps=max_steps,
+                       patience=patience, has_validation=val_split is not None)
 
     import keras
     import tensorflow as tf
@@ -275,16 +316,19 @@ def train(
         "model_choice": chosen,
         "build": build,
         "data": source,
-        "epochs": epochs,
+        "epochs": plan["epochs"],
+        "plan": plan,
         "batch_size": batch_size,
         "optimizer": optimizer,
         "learning_rate": learning_rate,
         "schedule": schedule,
+        "warmup": warmup,
         "weight_decay": weight_decay,
+        "label_smoothing": label_smoothing,
         "precision": precision,
         "jit": jit,
         "seed": seed,
-        "patience": patience,
+        "patience": plan["patience"],
         "cache": cache,
         "out": os.path.abspath(out),
         "versions": package_versions(),
@@ -306,14 +350,14 @@ def train(
     keras.mixed_precision.set_global_policy(precision)
     try:
         net = build_model(preset, **{**build, **data.model_kwargs()}, seed=seed, compile=False)
-        steps = math.ceil(data.num_examples("train") / batch_size)
+        epochs, patience = plan["epochs"], plan["patience"]
         net.compile(
-            optimizer=_optimizer(optimizer, learning_rate, schedule, steps * epochs, weight_decay),
-            loss=net.default_loss(),
+            optimizer=_optimizer(optimizer, learning_rate, schedule, plan["steps_per_epoch"] * epochs,
+                                 weight_decay, warmup),
+            loss=net.default_loss(label_smoothing=label_smoothing),
             metrics=net.default_metrics(),
             jit_compile=bool(jit),
         )
-        val_split = "validation" if data.splits.get("validation") else None
         train_ds = data.dataset("train", batch_size=batch_size, shuffle=True, seed=seed, cache=cache)
         val_ds = data.dataset(val_split, batch_size=256, shuffle=False, cache=cache) if val_split else None
 
@@ -326,6 +370,7 @@ def train(
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
+        print(f"Plan: {plan['why']}", flush=True)
         if initial_epoch < epochs:
             if resume:
                 print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
@@ -341,6 +386,7 @@ def train(
         best = os.path.join(run_dir.checkpoint_dir, "best.weights.h5")
         if os.path.exists(best):
             net.load_weights(best)  # best-weights restore (by validation loss)
+        best_epoch = _best_epoch(state.history, monitor)
         tmp_model = os.path.join(run_dir.root, ".tmp-model.keras")
         net.save(tmp_model)
         os.replace(tmp_model, run_dir.path("model"))
@@ -356,6 +402,9 @@ def train(
             "test": result["test"],
             "ablation": result["ablation"],
             "epochs_run": len(state.history),
+            "best_epoch": best_epoch,
+            "monitor": monitor,
+            "stopped_early": len(state.history) < epochs,
             "history": state.history,
             "params": int(net.count_params()),
             "data": {"notes": list(getattr(getattr(data, "report", None), "notes", []))},

@@ -1,0 +1,103 @@
+"""Input sizes read off a manifest (audio length, text length) and what the chosen sizes cut.
+
+A user's first run passes no ``--audio-seconds`` or ``--seq-len``: the defaults (1.0 s,
+32 tokens) silently cut a 1.2 s clip whose word comes at its end. These functions measure the
+rows instead, pick a high percentile, and count the rows that the sizes still cut,
+so the data report says so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mmzoo.data.text import split_tokens
+
+PERCENTILE = 99  # of the train split's durations / token counts
+MAX_AUDIO_SECONDS = 30.0
+MAX_SEQ_LEN = 256
+
+
+def wav_seconds(path: str) -> float:
+    """A 16-bit PCM WAV file's duration from its header (reads only the chunk headers)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"{path}: not a WAV file")
+        rate = block = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                raise ValueError(f"{path}: no 'data' chunk")
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                body = f.read(size + (size & 1))
+                _, _, rate, _, block, _ = struct.unpack("<HHIIHH", body[:16])
+            elif cid == b"data":
+                if not rate or not block:
+                    raise ValueError(f"{path}: the 'data' chunk comes before the 'fmt ' chunk")
+                return (size // block) / rate
+            else:
+                f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def token_counts(texts: Sequence[str], tokenizer: Optional[dict]) -> np.ndarray:
+    """Tokens per text with the model's own tokenisation (CJK characters count one each)."""
+    return np.array([len(split_tokens(t, tokenizer)) for t in texts], np.int64)
+
+
+def audio_seconds_for(durations: np.ndarray) -> float:
+    """The audio length that holds ``PERCENTILE`` % of the clips: rounded up to 0.1 s."""
+    high = float(np.percentile(durations, PERCENTILE))
+    return min(MAX_AUDIO_SECONDS, max(0.1, math.ceil(round(high * 10, 6)) / 10))
+
+
+def seq_len_for(counts: np.ndarray) -> int:
+    """The text length that holds ``PERCENTILE`` % of the texts: a multiple of 4, 4 to 256."""
+    high = int(math.ceil(float(np.percentile(counts, PERCENTILE))))
+    return int(min(MAX_SEQ_LEN, max(4, 4 * math.ceil(high / 4))))
+
+
+def _rows(rows: List[int], limit: int = 8) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def cut_notes(rows: List[int], durations: Optional[np.ndarray], counts: Optional[np.ndarray],
+              audio_seconds: float, seq_len: int) -> List[str]:
+    """Report lines for the clips and texts the chosen sizes cut (rows as in the manifest)."""
+    notes = []
+    if durations is not None:
+        frame = 1.0 / 100  # within 10 ms counts as fitting (resampling rounds a sample or two)
+        long = [r for r, d in zip(rows, durations) if d > audio_seconds + frame]
+        if long:
+            notes.append(f"{len(long)} of {len(rows)} audio clips are longer than the audio input's "
+                         f"{audio_seconds:g} s and are cut to it (the end is lost), e.g. rows {_rows(long)}; "
+                         f"the longest is {float(np.max(durations)):.2f} s (set audio_seconds / --audio-seconds)")
+    if counts is not None:
+        long = [r for r, c in zip(rows, counts) if c > seq_len]
+        if long:
+            notes.append(f"{len(long)} of {len(rows)} texts have more than seq_len={seq_len} tokens and are "
+                         f"truncated, e.g. rows {_rows(long)}; the longest has {int(np.max(counts))} "
+                         "(set seq_len / --seq-len)")
+    return notes
+
+
+def fitted_settings(given: Dict[str, object], durations: Optional[np.ndarray],
+                    counts: Optional[np.ndarray]) -> Dict[str, object]:
+    """The sizes the manifest's rows ask for, for settings the user left as None; with report notes."""
+    out: Dict[str, object] = {}
+    if durations is not None and len(durations) and given.get("audio_seconds") is None:
+        out["audio_seconds"] = audio_seconds_for(durations)
+        out["audio_note"] = (f"audio length {out['audio_seconds']:g} s, from the data: the {PERCENTILE}th "
+                             f"percentile of the {len(durations)} clips' durations "
+                             f"({float(np.min(durations)):.2f}-{float(np.max(durations)):.2f} s)")
+    if counts is not None and len(counts) and given.get("seq_len") is None:
+        out["seq_len"] = seq_len_for(counts)
+        out["text_note"] = (f"text length {out['seq_len']} tokens, from the data: the {PERCENTILE}th percentile "
+                            f"of the {len(counts)} texts' token counts (longest {int(np.max(counts))})")
+    return out
