@@ -13,14 +13,16 @@ import keras
 from keras import layers
 
 from mmzoo.encoders.base import batch_norm, check_output, encoder_model, modality_input
-from mmzoo.layers import FastGRU, LogMelSpectrogram
+from mmzoo.layers import FastGRU, LogMelSpectrogram, SpecAugment
 from mmzoo.registry import register_encoder
 from mmzoo.spec import DataSpec
 
 
-def _log_mel_image(spec: DataSpec, n_mels: int, n_fft: int, hop_length: int):
+def _log_mel_image(spec: DataSpec, n_mels: int, n_fft: int, hop_length: int, spec_augment: bool):
     inputs = modality_input(spec, "audio")
     mel = LogMelSpectrogram(spec.sample_rate, n_fft, hop_length, n_mels, name="log_mel")(inputs)
+    if spec_augment:  # time / frequency masks while training; the identity at inference and export
+        mel = SpecAugment(name="spec_augment")(mel)
     frames = (spec.audio_samples - n_fft) // hop_length + 1
     if frames < 1:
         raise ValueError(
@@ -49,16 +51,18 @@ def melcnn(
     n_fft: int = 512,
     hop_length: int = 256,
     filters: Sequence[int] = (16, 32, 64),
+    spec_augment: bool = True,
 ) -> keras.Model:
     """Log-mel spectrogram then a 2D CNN (Conv+BN+ReLU+MaxPool blocks), average pooled.
 
     The sequence output is one token per remaining time step (frequency averaged).
+    ``spec_augment`` masks random time spans and mel bands while training (`SpecAugment`).
 
     Example:
     >>> mmzoo.build(image="cnn", text="bigru", audio="melcnn", fusion="concat", num_classes=3)  # doctest: +SKIP
     """
     check_output("melcnn", output, ("vector", "sequence", "map"))
-    inputs, x = _log_mel_image(spec, n_mels, n_fft, hop_length)
+    inputs, x = _log_mel_image(spec, n_mels, n_fft, hop_length, spec_augment)
     x = _conv_blocks(x, filters, (2, 2))
     if output == "map":
         return encoder_model(inputs, x, "audio")
@@ -79,6 +83,7 @@ def crnn(
     filters: Sequence[int] = (16, 32),
     units: int = 32,
     unroll: bool = False,
+    spec_augment: bool = True,
 ) -> keras.Model:
     """Convolutional recurrent network: CNN over log-mels (pooling frequency only), then a
     bidirectional GRU over time.
@@ -87,7 +92,7 @@ def crnn(
     >>> mmzoo.build(image="resnet", text="bigru", audio="crnn", fusion="gated", num_classes=3)  # doctest: +SKIP
     """
     check_output("crnn", output, ("vector", "sequence"))
-    inputs, x = _log_mel_image(spec, n_mels, n_fft, hop_length)
+    inputs, x = _log_mel_image(spec, n_mels, n_fft, hop_length, spec_augment)
     x = _conv_blocks(x, filters, (1, 2))
     _, t, f, c = x.shape
     x = layers.Reshape((t, f * c), name="frames")(x)

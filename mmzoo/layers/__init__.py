@@ -1,6 +1,6 @@
 """Custom Keras layers used by mmzoo encoders (all registered under package ``mmzoo``)."""
 
-from mmzoo.layers.audio import LogMelSpectrogram
+from mmzoo.layers.audio import LogMelSpectrogram, SpecAugment
 from mmzoo.layers.recurrent import FastGRU
 from mmzoo.layers.sequence import MaskedGlobalPooling, PositionEmbedding, TokenMask
 from mmzoo.layers.transformer import TransformerEncoderBlock
@@ -8,6 +8,7 @@ from mmzoo.layers.transformer import TransformerEncoderBlock
 __all__ = [
     "FastGRU",
     "LogMelSpectrogram",
+    "SpecAugment",
     "MaskedGlobalPooling",
     "PositionEmbedding",
     "TokenMask",

@@ -137,3 +137,67 @@ class LogMelSpectrogram(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment-style masks on log-mel frames ``[batch, frames, n_mels]``, in training only.
+
+    Each example gets ``time_masks`` spans of up to ``time_width`` of its frames and
+    ``freq_masks`` bands of up to ``freq_width`` of its mel bands set to its own mean (Park et
+    al., 2019, without time warping). At inference the layer returns its input unchanged, so
+    exported models hold no random op. No weights.
+
+    Example:
+    >>> layer = mmzoo.layers.SpecAugment()
+    >>> x = np.random.rand(2, 61, 40).astype("float32")
+    >>> bool(np.all(layer(x, training=False) == x))
+    True
+    """
+
+    def __init__(self, time_masks: int = 2, time_width: float = 0.05, freq_masks: int = 2,
+                 freq_width: float = 0.1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if time_masks < 0 or freq_masks < 0 or not (0 <= time_width < 1 and 0 <= freq_width < 1):
+            raise ValueError(
+                "time_masks, freq_masks >= 0 and widths in [0, 1) are required. Received: "
+                f"time_masks={time_masks}, time_width={time_width}, freq_masks={freq_masks}, freq_width={freq_width}")
+        self.time_masks, self.time_width = int(time_masks), float(time_width)
+        self.freq_masks, self.freq_width = int(freq_masks), float(freq_width)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _masks(self, batch, size: int, count: int, width: float):
+        """``[batch, size]`` booleans: ``count`` random spans of up to ``width * size``."""
+        most = max(1, int(round(width * size)))
+        positions = ops.arange(size)[None, :]
+        masked = ops.zeros((batch, size), "bool")
+        for _ in range(count):
+            length = ops.floor(keras.random.uniform((batch, 1), 0.0, most + 1.0, seed=self.seed_generator))
+            where = keras.random.uniform((batch, 1), 0.0, 1.0, seed=self.seed_generator)
+            start = ops.floor(where * (size - length + 1))
+            pos = ops.cast(positions, "float32")
+            masked = ops.logical_or(masked, ops.logical_and(pos >= start, pos < start + length))
+        return masked
+
+    def call(self, inputs, training=None):
+        if not training or (not self.time_masks and not self.freq_masks):
+            return inputs
+        batch = ops.shape(inputs)[0]
+        frames, mels = inputs.shape[1], inputs.shape[2]
+        mask = ops.zeros(ops.shape(inputs), "bool")
+        if self.time_masks and self.time_width:
+            mask = ops.logical_or(mask, self._masks(batch, frames, self.time_masks, self.time_width)[:, :, None])
+        if self.freq_masks and self.freq_width:
+            mask = ops.logical_or(mask, self._masks(batch, mels, self.freq_masks, self.freq_width)[:, None, :])
+        fill = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        return ops.where(mask, ops.broadcast_to(fill, ops.shape(inputs)), inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"time_masks": self.time_masks, "time_width": self.time_width,
+                       "freq_masks": self.freq_masks, "freq_width": self.freq_width, "seed": self.seed})
+        return config

@@ -54,6 +54,7 @@ def run_train(args) -> int:
         args.model, args.data, epochs=args.epochs, max_steps=args.max_steps, out=args.out,
         batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, schedule=args.schedule,
         warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        augment=args.augment,
         precision=args.precision, jit=args.jit, seed=args.seed, patience=args.patience,
         overwrite=args.overwrite, data_kwargs=_data_kwargs(args),
     )
@@ -80,6 +81,23 @@ def run_predict(args) -> int:
     result = run.predict(image=args.image, text=args.text, audio=args.audio, tabular=tabular)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
+
+
+def _augment(value: str):
+    if value in ("auto", "on", "off"):
+        return value
+    out = {}
+    for item in value.split(","):
+        key, sep, number = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected 'auto', 'off' or key=value pairs, got {item!r}")
+        low = number.strip().lower()
+        try:
+            out[key.strip()] = low in ("true", "on", "yes") if low in ("true", "false", "on", "off", "yes", "no") \
+                else float(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key}: expected a number or on/off, got {number!r}") from None
+    return out
 
 
 def _patience(value: str):
@@ -130,6 +148,10 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help="mixed precision policy")
     p.add_argument("--jit", action="store_true", help="XLA-compile the training step")
     p.add_argument("--seed", type=int, default=0, help="seed; a seeded rerun on CPU gives the same metrics")
+    p.add_argument("--augment", type=_augment, default="auto",
+                   help="training augmentation: 'auto' (image shift/rotation, audio shift/gain/noise + SpecAugment, "
+                        "text token dropout, modality dropout), 'off', or overrides like "
+                        "'modality_dropout=0,image_rotate=0'")
     p.add_argument("--patience", type=_patience, default="auto",
                    help="early stopping patience in epochs, 'auto' (a tenth of the planned epochs, 5-20) or 'off'")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")

@@ -182,6 +182,19 @@ def _optimizer(name: str, learning_rate: float, schedule: str, total_steps: int,
     return keras.optimizers.RMSprop(lr)
 
 
+def _front_end_masks(planned: dict, build: dict, on: bool) -> None:
+    """Turn the audio encoder's SpecAugment off in ``build`` when augmentation is off."""
+    import inspect
+
+    from mmzoo.registry import ENCODERS
+
+    audio = planned["encoders"].get("audio")
+    if on or not audio or "spec_augment" not in inspect.signature(ENCODERS.get(audio["name"])).parameters:
+        return
+    options = build.setdefault("encoder_options", {})
+    options["audio"] = {**options.get("audio", {}), "spec_augment": False}
+
+
 def _best_epoch(history: list, monitor: str) -> Optional[int]:
     """The epoch (1-based) whose weights the run keeps: the lowest ``monitor``."""
     values = [(h.get(monitor), i) for i, h in enumerate(history) if isinstance(h.get(monitor), (int, float))]
@@ -192,7 +205,7 @@ def _best_epoch(history: list, monitor: str) -> Optional[int]:
 def _check_resume(run_dir: RunDirectory, config: dict) -> None:
     old = read_json(run_dir.path("config"))
     keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule",
-            "warmup", "weight_decay", "label_smoothing")
+            "warmup", "weight_decay", "label_smoothing", "augment")
     changed = [k for k in keys if old.get(k) != config.get(k)]
     if changed:
         raise RunError(
@@ -215,6 +228,7 @@ def train(
     warmup: float = 0.05,
     weight_decay: float = 1e-4,
     label_smoothing: float = 0.1,
+    augment: Union[str, dict, None] = "auto",
     precision: str = "float32",
     jit: bool = False,
     seed: int = 0,
@@ -246,6 +260,9 @@ def train(
             planned steps spent ramping the learning rate up from 0 (cosine only);
             weight_decay: AdamW's (not on biases and normalisation weights).
         label_smoothing: for targets with classes (0 turns it off).
+        augment: ``"auto"`` (`mmzoo.data.augment.Augmentation`'s defaults: image shift and
+            rotation, audio shift / gain / noise and SpecAugment, text token dropout, modality
+            dropout), ``"off"``, or a dict of overrides such as ``{"modality_dropout": 0.0}``.
         precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``. jit: XLA-compile.
         seed: seeds weights, shuffling and dropout (with op determinism, a rerun on CPU gives
             the same metrics).
@@ -289,8 +306,15 @@ def train(
         preset = model.get("preset")
     else:
         preset = model
+    from mmzoo.data.augment import Augmentation
+
+    try:
+        augmentation = Augmentation.from_setting(augment)
+    except (TypeError, ValueError) as e:
+        raise RunError(str(e)) from None
     model_choices = {k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")}
     planned = resolve_config(preset, **model_choices)
+    _front_end_masks(planned, build, augmentation.spec_augment)
     needs = list(planned["spec"].modalities)
 
     if data is None:
@@ -325,6 +349,7 @@ def train(
         "warmup": warmup,
         "weight_decay": weight_decay,
         "label_smoothing": label_smoothing,
+        "augment": augmentation.to_dict(),
         "precision": precision,
         "jit": jit,
         "seed": seed,
@@ -358,7 +383,10 @@ def train(
             metrics=net.default_metrics(),
             jit_compile=bool(jit),
         )
+        from mmzoo.data.augment import augmented
+
         train_ds = data.dataset("train", batch_size=batch_size, shuffle=True, seed=seed, cache=cache)
+        train_ds = augmented(train_ds, augmentation, seed)
         val_ds = data.dataset(val_split, batch_size=256, shuffle=False, cache=cache) if val_split else None
 
         from mmzoo.training.callbacks import RunState
