@@ -59,8 +59,25 @@ def format_table(rows: List[dict], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(args=None) -> None:
+    """Before TensorFlow loads: its INFO and WARNING log lines off (TF_CPP_MIN_LOG_LEVEL=2) and,
+    when this is the ``mmzoo`` program, the start-up lines that setting cannot reach and the
+    ERROR-level lines that are no error filtered out of stderr (`mmzoo.host.QUIET_LINES`);
+    every other line, real errors included, still shows. A TF_CPP_MIN_LOG_LEVEL the user set
+    is kept, and then nothing is filtered.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if getattr(args, "owns_stderr", False):
+        import logging
+
+        from mmzoo import host
+
+        host.quiet_native_stderr()
+        # tensorflow_datasets' reader reads its own deprecated FeatureConnector.dtype (tfds 4.9).
+        logging.getLogger("absl").addFilter(
+            lambda record: not str(record.msg).startswith("`FeatureConnector.dtype` is deprecated."))
 
 
 README_MARKERS = ("<!-- presets:start -->", "<!-- presets:end -->")
@@ -101,7 +118,7 @@ def cmd_describe(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    _quiet_tensorflow()
+    _quiet_tensorflow(args)
     from mmzoo.zoo import build  # lazy (here and below): `mmzoo list` stays free of TensorFlow
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
@@ -177,7 +194,7 @@ def _add_optional_commands(sub) -> None:
 def _run_feature_command(args) -> int:
     import importlib
 
-    _quiet_tensorflow()
+    _quiet_tensorflow(args)
     module_name, adder, _ = FEATURE_COMMANDS[args.feature]
     parser = argparse.ArgumentParser(prog="mmzoo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +206,7 @@ def _run_feature_command(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = make_parser()
     args, unknown = parser.parse_known_args(argv)
+    args.owns_stderr = argv is None  # run as the `mmzoo` program, not called from Python
     if getattr(args, "feature", None):
         args.rest = unknown + list(args.rest)
     elif unknown:

@@ -41,6 +41,8 @@ class DataSpec:
         tokenizer: how text becomes ids (``{"mode": "auto", "lowercase": True}``).
         image_resize: how images reach ``image_shape``: ``"stretch"`` (plain resize) or
             ``"pad"`` (keep the aspect ratio, pad with black); export must do the same.
+        optional: inputs an example may lack (image, text, audio): an absent one is sent as an
+            empty string and reaches the model blank (zeros; text: all padding).
 
     Example:
     >>> spec = DataSpec(modalities=("image", "text"), num_classes=4)
@@ -65,9 +67,11 @@ class DataSpec:
         default_factory=lambda: {"mode": "auto", "lowercase": True}
     )
     image_resize: str = "stretch"
+    optional: Sequence[str] = ()
 
     def __post_init__(self):
         self.modalities = tuple(sorted(self.modalities))
+        self.optional = tuple(sorted(self.optional))
         self.image_shape = tuple(int(d) for d in self.image_shape)
         if self.class_names is not None:
             self.class_names = [str(c) for c in self.class_names]
@@ -113,6 +117,14 @@ class DataSpec:
             raise ValueError(
                 f"image_resize must be one of {list(IMAGE_RESIZE)}. Received: {self.image_resize!r}"
             )
+        strange = [m for m in self.optional if m not in self.modalities]
+        if strange:
+            raise ValueError(f"optional inputs {strange} are not among the modalities {list(self.modalities)}.")
+        if "tabular" in self.optional:
+            raise ValueError("tabular cannot be optional (numbers have no 'absent' value); "
+                             "add a 0/1 column that says whether the values are known.")
+        if self.optional and len(self.optional) == len(self.modalities):
+            raise ValueError(f"Every input is optional ({list(self.optional)}); at least one must be required.")
         targets_lib.check_spec(self)
         if self.vocabulary is not None and len(self.vocabulary) > self.vocab_size:
             raise ValueError(
@@ -163,6 +175,7 @@ class DataSpec:
         data = dataclasses.asdict(self)
         data["modalities"] = list(self.modalities)
         data["image_shape"] = list(self.image_shape)
+        data["optional"] = list(self.optional)
         if not include_vocabulary:
             data["vocabulary"] = None
         return data

@@ -271,8 +271,13 @@ class ManifestData(MultimodalData):
         return ds
 
     def _preprocess(self, raw):
-        features = {m.name: m.read(raw[m.name]) for m in records(self.spec)}
+        features = {m.name: self._read(m, raw[m.name]) for m in records(self.spec)}
         return self.preprocess_features(features), raw["label"]
+
+    def _read(self, record, value):
+        if record.name in self.spec.optional and record.is_file:  # "" = absent (the preprocessor fills it)
+            return tf.cond(tf.equal(value, ""), lambda: tf.constant(b""), lambda: record.read(value))
+        return record.read(value)
 
 
 def _spec_args(spec: Optional[DataSpec], given: dict) -> dict:
@@ -367,6 +372,7 @@ def from_manifest(
     allow_absolute_paths: bool = False,
     on_error: str = "raise",
     validate: str = "decode",
+    optional: Optional[Sequence[str]] = None,
 ) -> ManifestData:
     """Load a CSV / JSONL manifest, check every row, learn vocabulary and class names.
 
@@ -393,6 +399,8 @@ def from_manifest(
         on_error: ``"raise"`` (one error listing every bad row) or ``"skip"`` (drop bad
             rows, count them in ``data.report``).
         validate: ``"decode"`` (decode every file with TF up front) or ``"header"``.
+        optional: inputs a row may leave empty (image, text, audio): those rows train with
+            that input blank, and the model accepts requests without it (an empty string).
 
     Example:
     >>> data = mmzoo.data.from_manifest("data/train.csv", image_size=(64, 64))  # doctest: +SKIP
@@ -450,6 +458,15 @@ def from_manifest(
     else:
         chosen = present
 
+    if spec is not None:
+        optional = list(spec.optional)
+    optional = sorted(optional or [])
+    if "tabular" in optional:
+        raise DataError(f"{source}: tabular cannot be optional (numbers have no 'absent' value); add a 0/1 "
+                        "column that says whether the values are known.")
+    strange = [m for m in optional if m not in chosen]
+    if strange:
+        raise DataError(f"{source}: optional={strange} names inputs the model does not read ({chosen}).")
     bad: Dict[int, RowError] = {}
 
     def fail(r, column, value, reason):
@@ -483,6 +500,9 @@ def from_manifest(
         try:
             for column in chosen:
                 value = r.values.get(column)
+                if column in optional and (value is None or (isinstance(value, str) and not value.strip())):
+                    p[column] = ""  # absent
+                    continue
                 try:
                     p[column] = get_modality(column).check_cell(value, where)
                 except ValueError as e:
@@ -537,9 +557,10 @@ def from_manifest(
     # ---------------------------------------------------------- sizes from the data
     size_of: Dict[str, Dict[int, float]] = {}
     if "audio" in chosen:
-        size_of["audio"] = {r.row: sizes.wav_seconds(parsed[r.row]["audio"]) for r in good()}
+        size_of["audio"] = {r.row: sizes.wav_seconds(parsed[r.row]["audio"]) for r in good()
+                            if parsed[r.row]["audio"] != ""}
     if "text" in chosen:
-        todo = good()
+        todo = [r for r in good() if parsed[r.row]["text"] != ""]
         counts = sizes.token_counts([parsed[r.row]["text"] for r in todo], tokenizer)
         size_of["text"] = {r.row: int(c) for r, c in zip(todo, counts)}
     if spec is None:
@@ -560,7 +581,7 @@ def from_manifest(
             decode = get_modality(column).decode_check(check_spec, resample)
             if decode is None:
                 continue
-            todo = good()
+            todo = [r for r in good() if parsed[r.row][column] != ""]
             failures = _decode_failures([parsed[r.row][column] for r in todo], decode)
             for i, reason in failures.items():
                 fail(todo[i], column, todo[i].values.get(column), reason)
@@ -615,11 +636,17 @@ def from_manifest(
     log_skipped(report)
     final = good()
     final_rows = [r.row for r in final]
-    report.notes += sizes.cut_notes(
-        final_rows,
-        np.array([size_of["audio"][r] for r in final_rows]) if "audio" in size_of else None,
-        np.array([size_of["text"][r] for r in final_rows]) if "text" in size_of else None,
-        input_fields["audio_samples"] / input_fields["sample_rate"], input_fields["seq_len"])
+    for m in ("audio", "text"):
+        if m in size_of:
+            present = [r for r in final_rows if r in size_of[m]]
+            report.notes += sizes.cut_notes(
+                present, np.array([size_of[m][r] for r in present]) if m == "audio" else None,
+                np.array([size_of[m][r] for r in present]) if m == "text" else None,
+                input_fields["audio_samples"] / input_fields["sample_rate"], input_fields["seq_len"])
+    for m in optional:
+        absent = sum(1 for r in final if parsed[r.row][m] == "")
+        report.notes.append(f"{m} is optional: {absent} of {len(final)} rows have none (they train with it "
+                            "blank; requests may send an empty string)")
     train_rows = [r for r in final if split_of[r.row] == "train"]
     if not train_rows:
         raise DataError(f"{source}: no usable rows in the train split.\n{report.summary()}", report)
@@ -642,6 +669,7 @@ def from_manifest(
             **targets_lib.spec_fields_of(targets),
             vocabulary=vocabulary,
             tokenizer=tokenizer,
+            optional=optional,
         )
     elif "text" in spec.modalities and not spec.vocabulary:
         raise ValueError("The given spec has no vocabulary, so its text cannot be tokenized.")
@@ -664,6 +692,7 @@ def from_manifest(
         modalities=list(modalities) if modalities else None, task=task, tasks=tasks, resample=resample,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, root=root, columns=columns,
         format=format, allow_absolute_paths=allow_absolute_paths, on_error=on_error, validate=validate,
+        optional=optional or None,
     )
     data.source = {
         "kind": "manifest",

@@ -38,6 +38,8 @@ class Preprocessor(tf.Module):
         self.resample = resample
         self._records = {m: get_modality(m) for m in spec.modalities}
         self._states = {m: r.make_state(spec) for m, r in self._records.items()}
+        # an absent optional input arrives as "" and is swapped for a raw value that preprocesses blank
+        self._absent = {m: self._records[m].absent_raw(spec) for m in spec.optional}
         self.tokenizer = self._states.get("text")
         if self.tokenizer is not None:
             self.table = self.tokenizer.table  # tracked by tf.Module -> saved with the model
@@ -49,14 +51,23 @@ class Preprocessor(tf.Module):
                 f"Unexpected inputs {unknown}. This spec's inputs: {list(self.spec.modalities)}"
             )
 
+    def fill_absent(self, name: str, value):
+        """An optional input's empty strings -> its stand-in (`Modality.absent_raw`); others unchanged."""
+        if name not in self._absent:
+            return value
+        value = tf.convert_to_tensor(value, tf.string)
+        return tf.where(tf.equal(value, ""), tf.constant(self._absent[name]), value)
+
     def __call__(self, features: dict) -> dict:
         self._check_names(features)
-        return {name: self._records[name].preprocess(value, self.spec, self._states[name], self.resample)
+        return {name: self._records[name].preprocess(self.fill_absent(name, value), self.spec, self._states[name],
+                                                     self.resample)
                 for name, value in features.items()}
 
     def serve(self, inputs: dict) -> dict:
         """A serving batch (every input present, one row per example) -> model inputs, checked:
-        a bad example raises InvalidArgument naming the input and its positions in the batch."""
+        a bad example raises InvalidArgument naming the input and its positions in the batch.
+        An optional input (``spec.optional``) may be an empty string: that example goes without it."""
         spec = self.spec
         missing = [m for m in spec.modalities if m not in inputs]
         if missing:
@@ -69,7 +80,7 @@ class Preprocessor(tf.Module):
             parts += [f"{m}:", counts[m]]
         checks = [tf.debugging.Assert(same, parts, name="check_batch")]
         with tf.control_dependencies(checks):
-            return {m: r.serve(inputs[m], spec, self._states[m]) for m, r in self._records.items()}
+            return {m: r.serve(self.fill_absent(m, inputs[m]), spec, self._states[m]) for m, r in self._records.items()}
 
     def states(self) -> dict:
         """Per-input state (the text tokenizer), for code that takes one input at a time."""

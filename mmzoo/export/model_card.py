@@ -71,6 +71,12 @@ def build_model_card(*, name: str, version: Optional[int], source, spec, signatu
         "data_spec": spec.to_dict(),
         "class_names": {(t.key or "output"): t.names() for t in targets_of(spec) if t.labels_file()},
         "outputs": output_plan(spec),
+        "optional_inputs": {
+            "inputs": list(spec.optional),
+            "how_to_send_absence": ("an empty string for that input (REST: \"\" or {\"b64\": \"\"}); "
+                                    "the example is then predicted without it. LiteRT: pass the blank input "
+                                    "(zeros; text: all padding ids)") if spec.optional else None,
+        },
         "metrics": source.metrics,
         "training_config": source.config,
         "versions": package_versions(),

@@ -76,6 +76,11 @@ class AudioModality(Modality):
         wave = 0.4 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(length)
         return bytes(tf.audio.encode_wav(wave.astype(np.float32)[:, None], rate).numpy())
 
+    def absent_raw(self, spec) -> bytes:
+        """A silent WAV of the input's length at its rate (decodes to zeros)."""
+        silence = np.zeros((spec.audio_samples, 1), np.float32)
+        return bytes(tf.audio.encode_wav(silence, spec.sample_rate).numpy())
+
     def from_user(self, value, spec, state, resample=True):
         raw = read_user_file(value, self.name)
         if raw is not None:

@@ -112,6 +112,10 @@ class Modality:
         """The input with nothing in it (zeros; text: all padding), for the ablation."""
         return np.zeros_like(array)
 
+    def absent_raw(self, spec) -> bytes:
+        """The raw value standing in for an absent optional input: it preprocesses to `blank`."""
+        raise ValueError(f"{self.name} cannot be optional.")
+
     def random_input(self, spec, n: int, rng: np.random.Generator) -> np.ndarray:
         """Random model inputs (tests, calibration when nothing else is given)."""
         return rng.standard_normal((n, *self.input_shape(spec))).astype(self.input_dtype(spec))

@@ -62,6 +62,10 @@ class ImageModality(Modality):
     def random_input(self, spec, n, rng):
         return rng.integers(0, 256, (n, *self.input_shape(spec))).astype(spec.image_dtype)
 
+    def absent_raw(self, spec) -> bytes:
+        """A black PNG of the input's size (preprocesses to zeros)."""
+        return bytes(tf.io.encode_png(np.zeros(spec.image_shape, np.uint8)).numpy())
+
     def synthetic(self, spec, rng, i):
         """A PNG or JPEG (of another size than the model's, so resizing runs) with a disc."""
         h, w, c = spec.image_shape

@@ -64,6 +64,10 @@ class TextModality(Modality):
             ids[i, int(rng.integers(1, spec.seq_len + 1)):] = 0
         return ids
 
+    def absent_raw(self, spec) -> bytes:
+        """The empty text (tokenizes to all padding)."""
+        return b""
+
     def synthetic(self, spec, rng, i):
         words = [w for w in (spec.vocabulary or [])[2:] if w.strip()] or ["hello", "world"]
         k = int(rng.integers(2, max(3, spec.seq_len) + 2))

@@ -44,6 +44,8 @@ def _data_kwargs(args) -> dict:
         kw["sample_rate"] = args.sample_rate
     if args.audio_seconds:
         kw["audio_seconds"] = args.audio_seconds
+    if getattr(args, "optional", None):
+        kw["optional"] = list(args.optional)
     return kw
 
 
@@ -159,6 +161,8 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--seq-len", type=int, help="token ids per text (pad / truncate)")
     p.add_argument("--sample-rate", type=int, help="audio sample rate (others are resampled)")
     p.add_argument("--audio-seconds", type=float, help="audio duration (pad / crop)")
+    p.add_argument("--optional", nargs="+", choices=("image", "text", "audio"), metavar="INPUT",
+                   help="inputs a manifest row may leave empty (trained blank; requests send an empty string)")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("evaluate", help="evaluate a run on its test split or on --data")
