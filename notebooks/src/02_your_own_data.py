@@ -156,11 +156,27 @@ features, labels = next(iter(data.dataset("train", batch_size=4)))
 #
 # Pass the manifest path (and the pipeline settings) to `mmzoo.train`: the run records where
 # its data came from, so `run.evaluate()` and `mmzoo export` can find it again later.
+#
+# With nothing but the data (`mmzoo.train(None, MANIFEST)`, or `mmzoo train --data my.csv`)
+# mmzoo picks a preset that fits the inputs, reads the audio and text lengths off the files,
+# holds out a validation split when there is none, and trains for a budget of 2,000 steps with
+# early stopping (the best epoch's weights are kept), AdamW with warm-up and cosine decay,
+# label smoothing, and augmentation (image shift / rotation, audio shift / gain / noise and
+# SpecAugment, text token dropout, modality dropout). Here the epochs are fixed so that the
+# notebook runs in a few minutes on a CPU; leave `epochs` out on your own data.
 
 # %%
 RUN_DIR = "runs/own_data"
 run = mmzoo.train(PRESET, MANIFEST, epochs=EPOCHS, out=RUN_DIR, batch_size=16, seed=0,
                   overwrite=True, data_kwargs=PIPELINE)
+
+# %% [markdown]
+# What the run chose, from `config.json` and `metrics.json` (the report says the same):
+
+# %%
+print(run.config["plan"]["why"])
+print("augmentation:", run.config["augment"])
+print("kept epoch:", run.metrics["best_epoch"], "of", run.metrics["epochs_run"])
 
 # %% [markdown]
 # ## 5. Read the report
