@@ -231,3 +231,19 @@ def test_melcnn_learns_spoken_digits(tmp_path):
                       seed=0, verbose=0)
     accuracy = run.metrics["test"]["accuracy"]
     assert accuracy >= 0.6, f"spoken digits: test accuracy {accuracy:.2f} (chance 0.10)"
+
+
+def test_small_images_get_a_smaller_input(tmp_path):
+    from PIL import Image
+
+    rows = []
+    for i in range(12):
+        Image.fromarray(np.full((20, 24, 3), 40 * (i % 2), np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append({"image": f"{i}.png", "text": "what colour", "label": str(i % 2)})
+    write_manifest(tmp_path / "m.csv", rows, ["image", "text", "label"])
+    data = mmzoo.data.from_manifest(str(tmp_path / "m.csv"))
+    assert data.spec.image_shape[:2] == (32, 32)  # 24 px images: 32 (the smallest input), not 64
+    assert any("image size 32x32, from the data" in n for n in data.report.notes)
+    given = mmzoo.data.from_manifest(str(tmp_path / "m.csv"), image_size=(48, 48))
+    assert given.spec.image_shape[:2] == (48, 48)
+    assert sizes.image_size_for(np.array([100, 200]), (64, 64)) is None  # big images keep the default

@@ -564,14 +564,19 @@ def from_manifest(
         counts = sizes.token_counts([parsed[r.row]["text"] for r in todo], tokenizer)
         size_of["text"] = {r.row: int(c) for r, c in zip(todo, counts)}
     if spec is None:
+        sides = None
+        if "image" in chosen and image_size is None:
+            measured = [sizes.image_side(parsed[r.row]["image"]) for r in good() if parsed[r.row]["image"] != ""]
+            sides = np.array([m for m in measured if m is not None])
         fitted = sizes.fitted_settings(
-            {"audio_seconds": audio_seconds, "seq_len": seq_len},
+            {"audio_seconds": audio_seconds, "seq_len": seq_len, "image_size": image_size},
             np.array(list(size_of["audio"].values())) if "audio" in size_of else None,
-            np.array(list(size_of["text"].values())) if "text" in size_of else None)
-        for key in ("audio_seconds", "seq_len"):
+            np.array(list(size_of["text"].values())) if "text" in size_of else None,
+            sides, DEFAULTS["image_size"])
+        for key in ("audio_seconds", "seq_len", "image_size"):
             if key in fitted:
                 settings[key] = fitted[key]
-        report.notes += [fitted[k] for k in ("audio_note", "text_note") if k in fitted]
+        report.notes += [fitted[k] for k in ("image_note", "audio_note", "text_note") if k in fitted]
         input_fields = spec_fields_from_settings(settings)
 
     # ---------------------------------------------------------- decode every file with TF

@@ -17,7 +17,8 @@ import numpy as np
 
 from mmzoo.data.text import split_tokens
 
-PERCENTILE = 99  # of the train split's durations / token counts
+PERCENTILE = 99  # of the rows' durations / token counts
+MIN_IMAGE_SIDE = 32  # the encoders' pooling stages need this much
 MAX_AUDIO_SECONDS = 30.0
 MAX_SEQ_LEN = 256
 
@@ -43,6 +44,26 @@ def wav_seconds(path: str) -> float:
                 return (size // block) / rate
             else:
                 f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def image_side(path: str) -> Optional[int]:
+    """An image file's longer side in pixels, from its header (Pillow reads no pixels); None
+    when Pillow cannot tell (the decode check then names the file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(max(im.size))
+    except Exception:  # noqa: BLE001 (any unreadable header: left to the TF decode check)
+        return None
+
+
+def image_size_for(sides: np.ndarray, default: Sequence[int]) -> Optional[tuple]:
+    """A smaller square input when (almost) every image is smaller than ``default``: the 99th
+    percentile of their longer sides rounded up to a multiple of 8 (at least 32); else None."""
+    high = int(math.ceil(float(np.percentile(sides, PERCENTILE))))
+    side = max(MIN_IMAGE_SIDE, 8 * math.ceil(high / 8))
+    return (side, side) if side < min(default) else None
 
 
 def token_counts(texts: Sequence[str], tokenizer: Optional[dict]) -> np.ndarray:
@@ -88,9 +109,18 @@ def cut_notes(rows: List[int], durations: Optional[np.ndarray], counts: Optional
 
 
 def fitted_settings(given: Dict[str, object], durations: Optional[np.ndarray],
-                    counts: Optional[np.ndarray]) -> Dict[str, object]:
+                    counts: Optional[np.ndarray], sides: Optional[np.ndarray] = None,
+                    default_image_size: Sequence[int] = (64, 64)) -> Dict[str, object]:
     """The sizes the manifest's rows ask for, for settings the user left as None; with report notes."""
     out: Dict[str, object] = {}
+    if sides is not None and len(sides) and given.get("image_size") is None:
+        size = image_size_for(sides, default_image_size)
+        if size is not None:
+            out["image_size"] = size
+            high = int(np.percentile(sides, PERCENTILE))
+            out["image_note"] = (f"image size {size[0]}x{size[1]}, from the data: the {PERCENTILE}th percentile of "
+                                 f"the {len(sides)} images' longer sides is {high} px, below the default "
+                                 f"{default_image_size[0]}x{default_image_size[1]}")
     if durations is not None and len(durations) and given.get("audio_seconds") is None:
         out["audio_seconds"] = audio_seconds_for(durations)
         out["audio_note"] = (f"audio length {out['audio_seconds']:g} s, from the data: the {PERCENTILE}th "
