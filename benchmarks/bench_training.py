@@ -1,6 +1,6 @@
 """Training throughput of cnn_gru_concat: mmzoo vs plain Keras vs a PyTorch twin.
 
-    python benchmarks/bench_training.py [--examples 1024] [--epochs 4] [--rounds 2]
+    python benchmarks/bench_training.py [--examples 1024] [--cycles 8] [--autotune]
 
 All three train the same architecture (image Conv2D(32)+MaxPool+Conv2D(64)+MaxPool+Flatten;
 text Embedding(10000, 128) + Bidirectional GRU(64) + Dense(64) + Dropout(0.5);
@@ -14,17 +14,25 @@ concatenate; Dense(64); Dense(10)) at batch 64 on the same data, on the CPU with
 - torch: the same network in PyTorch eager (`nn.GRU(bidirectional=True)`, Adam), needs the
   `bench` extra (`pip install -e ".[bench]"`).
 
-First each runs alone in its own process (--rounds times, for its peak RSS and an isolated
-speed); then all three run in one process, one epoch each in turn (--cycles times), so the
-machine's state hits them alike: the headline samples/s are the medians of those interleaved
-epochs and the ratio is the median of the per-cycle ratios. Results are printed and saved to
-benchmarks/results/training.json and training.png.
+Each framework runs in a process of its own, set up once; after a warm-up epoch each, the
+processes train one epoch each in turn (--cycles times, the order rotated from cycle to cycle),
+so a busy or slow phase of the machine hits them alike: the headline samples/s are the medians
+of those epochs and the ratios the medians of the per-cycle ratios. The table also gives
+samples per CPU-second of each process (all its threads): that leaves out time spent waiting,
+for a CPU that other jobs hold or idle (as in the autotuner stall below). Results are printed
+and saved to benchmarks/results/training.json and training.png.
+
+TensorFlow and torch never share a process: a CUDA build of torch imports triton (`torch.optim`
+does, through torch._dynamo), whose LLVM then binds to the LLVM symbols that TensorFlow's
+libtensorflow_framework.so.2 exports, and triton's static initializers crash (SIGSEGV in
+`llvm::DebugCounter`) when TensorFlow was loaded first. The `bench` extra pins torch's CPU
+build where pip finds one, which has no triton; the separate processes make either build safe.
 
 Each epoch is one `fit` call, so each makes and tears down a tf.data iterator. With tf.data's
 autotuner on (Keras' own pipeline for numpy arrays, or `dataset(autotune=True)`), TF 2.21 can
 hold the teardown until the autotuner's current sleep ends (10 ms doubling up to 60 s): a
 1.5 s epoch then takes 2.55 s, at random. mmzoo's pipelines run without the autotuner;
-`--autotune` adds mmzoo with it on to the interleaved run to show the difference.
+`--autotune` adds mmzoo with it on (`mmzoo_autotune`) to show the difference.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,16 +69,6 @@ def make_arrays(n: int, seed: int = 0):
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def time_epochs(run_epoch, n: int, epochs: int) -> list:
-    run_epoch()  # warm-up (tracing, allocation)
-    rates = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        run_epoch()
-        rates.append(n / (time.perf_counter() - start))
-    return rates
 
 
 # --------------------------------------------------------------------------- workers
@@ -168,53 +167,109 @@ def setup_torch(n: int):
 
 
 SETUPS = {"mmzoo": setup_mmzoo, "keras": setup_keras, "torch": setup_torch}
-#: with --autotune: mmzoo's pipeline with tf.data's autotuner on (interleaved run only)
+#: with --autotune: mmzoo's pipeline with tf.data's autotuner on
 EXTRA = {"mmzoo_autotune": setup_mmzoo_autotune}
+TARGETS = {"torch": 1.5, "keras": 1.3}  # mmzoo's training throughput / the other's
 
 
-def isolated_worker(name: str, n: int, epochs: int) -> dict:
-    """One framework alone in this process: epoch throughputs and peak memory."""
-    run_epoch, params = SETUPS[name](n)
-    return {"samples_per_s": time_epochs(run_epoch, n, epochs), "params": params, "peak_rss_mib": peak_rss_mib()}
+def serve(name: str, n: int) -> None:
+    """Worker process: set one framework up, then answer the controller on stdin/stdout:
+    ``epoch`` (train one epoch: its wall-clock and CPU seconds) and ``stats`` (params, peak RSS,
+    modules loaded)."""
+    reply_to = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to the worker's log, not into the replies
 
+    def reply(message: dict) -> None:
+        reply_to.write(json.dumps(message) + "\n")
+        reply_to.flush()
 
-def interleaved(n: int, cycles: int, autotune: bool = False) -> dict:
-    """All three in one process, one epoch each in turn, so a busy or slow phase of the
-    machine hits them alike.
-
-    Returns per-framework epoch throughputs and, per cycle, mmzoo's ratio to each.
-    """
-    trainers = {}
-    for name, setup in {**SETUPS, **(EXTRA if autotune else {})}.items():
-        try:
-            trainers[name] = setup(n)
-        except ImportError as e:
-            print(f"{name}: unavailable ({e})", flush=True)
-    for run_epoch, _ in trainers.values():
-        run_epoch()  # warm-up
-    rates = {name: [] for name in trainers}
-    for _ in range(cycles):
-        for name, (run_epoch, _) in trainers.items():
-            start = time.perf_counter()
+    run_epoch, params = {**SETUPS, **EXTRA}[name](n)
+    reply({"params": params})
+    for line in sys.stdin:
+        if line.strip() == "epoch":
+            start, cpu = time.perf_counter(), time.process_time()
             run_epoch()
-            rates[name].append(n / (time.perf_counter() - start))
-    ratios = {
-        other: [m / o for m, o in zip(rates["mmzoo"], rates[other])] for other in rates if other != "mmzoo"
-    }
-    return {"samples_per_s": rates, "mmzoo_ratio_per_cycle": ratios,
-            "params": {name: params for name, (_, params) in trainers.items()}}
+            reply({"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu})
+        elif line.strip() == "stats":
+            reply({"params": params, "peak_rss_mib": peak_rss_mib(),
+                   "frameworks_loaded": [m for m in ("tensorflow", "torch") if m in sys.modules]})
 
 
-def run_worker(name: Optional[str], n: int, epochs: int, cycles: int = 0, autotune: bool = False) -> dict:
-    """Run a benchmark process: one framework alone, or (name None) all three interleaved."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE",
+class Worker:
+    """A framework in a process of its own (`serve`), driven one epoch at a time."""
+
+    ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE",
            "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}
-    mode = ["--worker", name] if name else ["--interleaved", "--cycles", str(cycles)] + ["--autotune"] * autotune
-    out = subprocess.run([sys.executable, __file__, *mode, "--examples", str(n), "--epochs", str(epochs)],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def __init__(self, name: str, n: int):
+        self.name, self.error = name, None
+        self._log = tempfile.TemporaryFile("w+")
+        self._process = subprocess.Popen([sys.executable, __file__, "--serve", name, "--examples", str(n)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                         text=True, env={**os.environ, **self.ENV})
+        self.params = (self._reply() or {}).get("params")
+
+    def _reply(self) -> Optional[dict]:
+        line = self._process.stdout.readline()
+        if line:
+            return json.loads(line)
+        code = self._process.wait()
+        self._log.seek(0)
+        lines = self._log.read().strip().splitlines()
+        self.error = f"killed by {signal.Signals(-code).name}" if code < 0 else (lines[-1] if lines else f"exit {code}")
+        return None
+
+    def ask(self, command: str) -> Optional[dict]:
+        if self.error:
+            return None
+        try:
+            self._process.stdin.write(command + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it ended: _reply says why
+        return self._reply()
+
+    def epoch(self) -> Optional[dict]:
+        """Wall-clock and CPU seconds of one training epoch, or None once the worker has failed."""
+        return self.ask("epoch")
+
+    def close(self) -> dict:
+        stats = self.ask("stats") or {"error": self.error}
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            self._process.wait()
+        self._log.close()
+        return stats
+
+
+def interleaved(names: list, n: int, cycles: int) -> dict:
+    """Every framework in its own process; after a warm-up epoch each, one epoch each in turn,
+    the order rotated each cycle. Returns each one's epoch throughputs (per second and per CPU
+    second, None for a failed epoch), stats and errors."""
+    workers = []
+    for name in names:  # set up one after the other, so that they do not compete
+        worker = Worker(name, n)
+        print(f"{name}: {'unavailable: ' + worker.error if worker.error else 'ready'}", flush=True)
+        workers.append(worker)
+    live = [w for w in workers if not w.error]
+    for worker in live:
+        worker.epoch()  # warm-up (tracing, allocation)
+    rates = {w.name: [] for w in live}
+    cpu_rates = {w.name: [] for w in live}
+    for cycle in range(cycles):
+        shift = cycle % max(1, len(live))
+        for worker in live[shift:] + live[:shift]:
+            timing = worker.epoch()
+            rates[worker.name].append(n / timing["seconds"] if timing else None)
+            cpu_rates[worker.name].append(n / timing["cpu_seconds"] if timing else None)
+        print(f"cycle {cycle + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" if v[-1] else f"{k} failed"
+                                               for k, v in rates.items()), flush=True)
+    return {"samples_per_s": rates, "samples_per_cpu_s": cpu_rates, "stats": {w.name: w.close() for w in workers}}
+
+
+def per_cycle_ratios(rates: dict, base: str = "mmzoo") -> dict:
+    """{other: [base / other in each cycle where both trained]}."""
+    return {other: [b / o for b, o in zip(rates[base], rates[other]) if b and o] for other in rates if other != base}
 
 
 def plot(summary: dict, path: str) -> None:
@@ -239,68 +294,59 @@ def plot(summary: dict, path: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=4, help="timed epochs per round (after one warm-up)")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--worker", choices=sorted(SETUPS))
-    parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cycles", type=int, default=6, help="interleaved epochs per framework")
+    parser.add_argument("--cycles", type=int, default=8, help="interleaved epochs per framework (after a warm-up)")
+    parser.add_argument("--serve", choices=sorted({**SETUPS, **EXTRA}), help=argparse.SUPPRESS)
     parser.add_argument("--autotune", action="store_true",
-                        help="also run mmzoo's pipeline with tf.data's autotuner on (interleaved)")
+                        help="also run mmzoo's pipeline with tf.data's autotuner on (mmzoo_autotune)")
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(isolated_worker(args.worker, args.examples, args.epochs)))
+    if args.serve:
+        serve(args.serve, args.examples)
         return 0
 
-    if args.interleaved:
-        print(json.dumps(interleaved(args.examples, args.cycles, args.autotune)))
-        return 0
-
-    samples = {name: [] for name in SETUPS}
-    info = {name: {} for name in SETUPS}
-    for r in range(args.rounds):
-        for name in SETUPS:
-            result = run_worker(name, args.examples, args.epochs)
-            if "error" in result:
-                info[name]["error"] = result["error"]
-                continue
-            samples[name] += result["samples_per_s"]
-            info[name]["params"] = result["params"]
-            info[name]["peak_rss_mib"] = max(info[name].get("peak_rss_mib", 0), result["peak_rss_mib"])
-            print(f"round {r + 1}: {name:6s} median {statistics.median(result['samples_per_s']):7.1f} samples/s",
-                  flush=True)
-    summary = {}
-    for name in SETUPS:
-        summary[name] = dict(info[name])
-        if samples[name]:
-            summary[name]["isolated_median_samples_per_s"] = statistics.median(samples[name])
-
-    # The headline: all three in one process, an epoch each in turn (see `interleaved`).
-    inter = run_worker(None, args.examples, 0, cycles=args.cycles, autotune=args.autotune)
-    if "error" in inter:
-        print(f"interleaved run failed: {inter['error']}")
+    names = list(SETUPS) + list(EXTRA) * args.autotune
+    run = interleaved(names, args.examples, args.cycles)
+    rates = {k: [r for r in v if r] for k, v in run["samples_per_s"].items()}
+    if not rates.get("mmzoo"):
+        print(f"mmzoo failed: {run['stats']['mmzoo'].get('error')}")
         return 1
-    for name, rates in inter["samples_per_s"].items():
-        summary.setdefault(name, {"params": inter["params"][name]})
-        summary[name]["median_samples_per_s"] = statistics.median(rates)
-        summary[name]["interleaved_samples_per_s"] = rates
-    ratios = {k: statistics.median(v) for k, v in inter["mmzoo_ratio_per_cycle"].items()}
-    print(f"\ninterleaved ({args.cycles} cycles):")
-    print(f"{'':15s} {'samples/s':>10s} {'isolated':>9s} {'params':>10s} {'peak RSS':>10s}")
+    ratios_per_cycle = {k: v for k, v in per_cycle_ratios(run["samples_per_s"]).items() if v}
+    ratios = {k: statistics.median(v) for k, v in ratios_per_cycle.items()}
+    cpu_ratios = {k: statistics.median(v) for k, v in per_cycle_ratios(run["samples_per_cpu_s"]).items() if v}
+    summary = {}
+    for name in names:
+        summary[name] = dict(run["stats"][name])
+        if rates.get(name):
+            summary[name]["median_samples_per_s"] = statistics.median(rates[name])
+            summary[name]["median_samples_per_cpu_s"] = statistics.median(
+                [r for r in run["samples_per_cpu_s"][name] if r])
+            summary[name]["interleaved_samples_per_s"] = rates[name]
+
+    print(f"\ninterleaved ({args.cycles} cycles; each framework in its own process, one epoch each in turn):")
+    print(f"{'':15s} {'samples/s':>10s} {'min-max':>10s} {'per CPU-s':>10s} {'params':>10s} {'peak RSS':>9s}"
+          "  process loaded")
     for name, s in summary.items():
         if "median_samples_per_s" not in s:
             print(f"{name:15s} unavailable: {s.get('error')}")
             continue
-        isolated = s.get("isolated_median_samples_per_s")
+        spread = f"{min(rates[name]):.0f}-{max(rates[name]):.0f}"
         rss = s.get("peak_rss_mib")
-        print(f"{name:15s} {s['median_samples_per_s']:10.1f} {f'{isolated:.1f}' if isolated else '-':>9s} "
-              f"{s.get('params', 0):>10,d} {f'{rss:.0f} MiB' if rss else '-':>10s}")
+        print(f"{name:15s} {s['median_samples_per_s']:10.1f} {spread:>10s} {s['median_samples_per_cpu_s']:10.1f} "
+              f"{s.get('params', 0):>10,d} "
+              f"{f'{rss:.0f} MiB' if rss else '-':>9s}  {'+'.join(s.get('frameworks_loaded', [])) or '-'}")
     for other, r in ratios.items():
-        print(f"mmzoo / {other}: {r:.2f}x (median of per-cycle ratios)")
-    if "torch" in ratios:
-        summary["mmzoo"]["vs_torch"] = ratios["torch"]
+        target = TARGETS.get(other)
+        verdict = f"; target >= {target}x: {'met' if r >= target else 'MISSED'}" if target else ""
+        by_cpu = f"; per CPU second {cpu_ratios[other]:.2f}x" if other in cpu_ratios else ""
+        print(f"mmzoo / {other}: {r:.2f}x (median of per-cycle ratios, "
+              f"{min(ratios_per_cycle[other]):.2f}-{max(ratios_per_cycle[other]):.2f}{by_cpu}){verdict}")
+    for other in ("torch", "keras"):
+        if other in ratios:
+            summary["mmzoo"][f"vs_{other}"] = ratios[other]
     os.makedirs(RESULTS, exist_ok=True)
-    record = {"examples": args.examples, "epochs": args.epochs, "rounds": args.rounds, "cycles": args.cycles,
-              "batch_size": BATCH, "mmzoo_ratio": ratios, "results": summary, "date": time.strftime("%Y-%m-%d")}
+    record = {"examples": args.examples, "cycles": args.cycles, "batch_size": BATCH,
+              "processes": "one per framework, one epoch each in turn", "mmzoo_ratio": ratios,
+              "mmzoo_ratio_per_cpu_s": cpu_ratios,
+              "mmzoo_ratio_per_cycle": ratios_per_cycle, "results": summary, "date": time.strftime("%Y-%m-%d")}
     with open(os.path.join(RESULTS, "training.json"), "w") as f:
         json.dump(record, f, indent=2)
     plot(summary, os.path.join(RESULTS, "training.png"))

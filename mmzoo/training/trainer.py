@@ -402,7 +402,7 @@ def train(
         if initial_epoch < epochs:
             if resume:
                 print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
-            net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+            net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                     callbacks=callbacks, verbose=verbose)
         if state.nan_stop:
             run_dir.set_status("failed", reason=state.nan_stop)
