@@ -22,6 +22,7 @@ from typing import Optional, Union
 import tensorflow as tf
 
 OOV_ID = 1  # mmzoo.data.text.RESERVED: <pad> = 0, <unk> = 1
+SHIFT_BLOCK = 160  # audio shifts move whole blocks of samples (10 ms at 16 kHz)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +100,7 @@ def _batch_size(x):
 
 
 def _image(images, shift: float, degrees: float, seed):
-    dtype = images.dtype
-    x = tf.cast(images, tf.float32)
+    x = images
     n = _batch_size(x)
     h, w = tf.cast(tf.shape(x)[1], tf.float32), tf.cast(tf.shape(x)[2], tf.float32)
     s = tf.random.experimental.stateless_split(seed, 3)
@@ -114,30 +114,34 @@ def _image(images, shift: float, degrees: float, seed):
     b2 = cy - sin * cx - cos * cy - dy
     zeros = tf.zeros_like(cos)
     transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
+    # nearest-neighbour sampling on the stored dtype (uint8): no casts, and no new colours
+    return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST")
-    if dtype == tf.uint8:
-        return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
-    return tf.cast(out, dtype)
+        interpolation="NEAREST", fill_mode="NEAREST")
 
 
 def _audio(audio, shift: float, gain_db: float, noise: float, seed):
     n, length = _batch_size(audio), tf.shape(audio)[1]
     s = tf.random.experimental.stateless_split(seed, 4)
     x = audio
-    if shift:
-        most = tf.cast(tf.round(shift * tf.cast(length, tf.float32)), tf.int32)
+    if shift:  # whole 10 ms blocks (a gather of blocks, not of samples: 100x cheaper)
+        block = SHIFT_BLOCK
+        blocks = (length + block - 1) // block
+        padded = tf.pad(x, [[0, 0], [0, blocks * block - length]])
+        most = tf.cast(tf.round(shift * tf.cast(blocks, tf.float32)), tf.int32)
         offset = tf.random.stateless_uniform([n, 1], s[0], -most, most + 1, dtype=tf.int32)
-        index = tf.range(length)[None, :] - offset
-        valid = (index >= 0) & (index < length)
-        x = tf.where(valid, tf.gather(x, tf.clip_by_value(index, 0, length - 1), batch_dims=1), 0.0)
+        index = tf.range(blocks)[None, :] - offset
+        valid = (index >= 0) & (index < blocks)
+        moved = tf.gather(tf.reshape(padded, [n, blocks, block]), tf.clip_by_value(index, 0, blocks - 1),
+                          batch_dims=1)
+        moved = tf.where(valid[:, :, None], moved, 0.0)
+        x = tf.reshape(moved, [n, blocks * block])[:, :length]
     if gain_db:
         db = tf.random.stateless_uniform([n, 1], s[1], -gain_db, gain_db)
         x = x * tf.pow(10.0, db / 20.0)
-    if noise:
+    if noise:  # one noise clip a batch, each example its own level
         level = tf.random.stateless_uniform([n, 1], s[2], 0.0, noise)
-        x = x + level * tf.random.stateless_normal(tf.shape(x), s[3])
+        x = x + level * tf.random.stateless_normal([1, length], s[3])
     return tf.clip_by_value(x, -1.0, 1.0)
 
 
@@ -166,6 +170,9 @@ def augmented(ds: tf.data.Dataset, augmentation: Augmentation, seed: Optional[in
         return augmentation.apply(features, pair), label
 
     from mmzoo.data.options import pipeline_options
+    from mmzoo.host import cpu_parallelism
 
-    out = tf.data.Dataset.zip((ds, seeds)).map(fn, num_parallel_calls=1, deterministic=True).prefetch(2)
+    # parallel and still deterministic: each batch's draws come from its own seed pair, in order
+    out = tf.data.Dataset.zip((ds, seeds)).map(fn, num_parallel_calls=cpu_parallelism(), deterministic=True)
+    out = out.prefetch(2)
     return out.with_options(pipeline_options(deterministic=True))
