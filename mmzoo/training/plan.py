@@ -38,7 +38,7 @@ def plan_epochs(
                f"{train_examples} training examples, batch {batch_size}, kept within {MIN_EPOCHS}-{MAX_EPOCHS})")
     else:
         planned = int(epochs)
-        how = f"{planned} epochs of {steps_per_epoch} steps (epochs given)"
+        how = f"{planned} epoch{'s' if planned != 1 else ''} of {steps_per_epoch} steps (epochs given)"
     if patience == "auto":
         patience = min(20, max(5, planned // 10)) if planned > 5 else None
     elif patience is not None and (not isinstance(patience, int) or patience < 1):

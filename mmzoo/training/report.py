@@ -72,6 +72,10 @@ def _plan_lines(config: dict, metrics: dict) -> list:
             f"- optimizer: {config['optimizer']}, learning rate {config.get('learning_rate')} "
             f"({config.get('schedule')} schedule, warm-up {config.get('warmup', 0):.0%} of the steps), "
             f"weight decay {config.get('weight_decay')}, label smoothing {config.get('label_smoothing', 0)}")
+    augment = config.get("augment")
+    if augment is not None:
+        on = [f"{k}={v:g}" if not isinstance(v, bool) else k for k, v in augment.items() if v]
+        lines.append(f"- augmentation (training only): {', '.join(on) if on else 'off'}")
     if metrics.get("best_epoch"):
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         lines.append(f"- kept weights: epoch {metrics['best_epoch']} of {metrics.get('epochs_run')}{stopped}, "

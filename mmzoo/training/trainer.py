@@ -327,6 +327,8 @@ def train(
     if hasattr(data, "with_inputs"):  # a duck-typed data object gives the model's inputs itself
         data = data.with_inputs(needs)
     source = describe_source(data)
+    for note in getattr(getattr(data, "report", None), "notes", []):
+        print(f"Data: {note}", flush=True)
     val_split = "validation" if data.splits.get("validation") else None
     plan = plan_epochs(data.num_examples("train"), batch_size, epochs=epochs, max_steps=max_steps,
                        patience=patience, has_validation=val_split is not None)
