@@ -76,31 +76,33 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_melcnn_concat": dict(
         description="Image + text + audio: CNN, BiGRU and log-mel CNN, concatenated.",
-        image="cnn", text="bigru", audio="melcnn", fusion="concat", defaults=_AUDIO, params=2_217_502,
+        image="cnn", text="bigru", audio="melcnn", fusion="concat", defaults=_AUDIO, params=2_291_310,
     ),
     "cnn_gru_melcnn_attention": dict(
         description="Image + text + audio tokens with cross-modal attention.",
-        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_477_598,
+        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_551_406,
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",
-        image="cnn", text="bigru", audio="melcnn", fusion="film", encoder_options={"text": {"dropout": 0.1}},
+        image="cnn", text="bigru", audio="melcnn", fusion="film",
+        # the audio branch of its shipped shapes_vqa checkpoint (before melcnn's defaults grew)
+        encoder_options={"text": {"dropout": 0.1}, "audio": {"filters": (16, 32, 64), "pooling": "avg"}},
         defaults=_AUDIO, params=1_529_758,
     ),
     "cnn_gru_melcnn_tensor": dict(
         description="Image + text + audio tensor fusion (outer product of 16-d projections).",
-        image="cnn", text="bigru", audio="melcnn", fusion="tensor", defaults=_AUDIO, params=1_724_046,
+        image="cnn", text="bigru", audio="melcnn", fusion="tensor", defaults=_AUDIO, params=1_794_782,
         encoder_options={"image": {"pooling": "avg"}},
     ),
     "cnn_gru_melcnn_lowrank": dict(
         description="Image + text + audio low-rank multimodal fusion (rank 4).",
-        image="cnn", text="bigru", audio="melcnn", fusion="low_rank", defaults=_AUDIO, params=1_460_578,
+        image="cnn", text="bigru", audio="melcnn", fusion="low_rank", defaults=_AUDIO, params=1_546_674,
         encoder_options={"image": {"pooling": "avg"}},
     ),
     "mobilenet_textcnn_melcnn_weighted": dict(
         description="Edge-sized image + text + audio with a learned weighted sum.",
         image="mobilenet", text="textcnn", audio="melcnn", fusion="weighted_sum", defaults=_AUDIO,
-        params=1_450_497,
+        params=1_524_305,
     ),
     "resnet_gru_crnn_gated": dict(
         description="ResNet + BiGRU + CRNN audio joined by a gated multimodal unit.",

@@ -2,9 +2,10 @@
 
 On by default where it is safe (`Augmentation()`): images get a small random shift and
 rotation (no colour change: colour can be the answer), audio a time shift, a gain and light
-noise, text a little token dropout (a token becomes ``<unk>``), and modality dropout blanks one
-whole input of an example now and then (zeros; text: all padding, as the ablation does), so a
-model does not lean on one branch. SpecAugment-style masks live in the audio encoders'
+noise, and modality dropout blanks one whole input of an example now and then (zeros; text:
+all padding, as the ablation does), so a model does not lean on one branch. Text token
+dropout (a token becomes ``<unk>``) is opt-in: in a short question one word can decide the
+answer ("written" or "spoken"), and dropping it makes the label a guess. SpecAugment-style masks live in the audio encoders'
 front end (`mmzoo.layers.SpecAugment`), active in training only. Validation, test, export and
 serving never see any of it.
 
@@ -45,8 +46,8 @@ class Augmentation:
     audio_shift: float = 0.05
     audio_gain_db: float = 6.0
     audio_noise: float = 0.003
-    text_dropout: float = 0.05
-    modality_dropout: float = 0.1
+    text_dropout: float = 0.0
+    modality_dropout: float = 0.05
     spec_augment: bool = True
 
     @classmethod

@@ -152,7 +152,7 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed; a seeded rerun on CPU gives the same metrics")
     p.add_argument("--augment", type=_augment, default="auto",
                    help="training augmentation: 'auto' (image shift/rotation, audio shift/gain/noise + SpecAugment, "
-                        "text token dropout, modality dropout), 'off', or overrides like "
+                        "modality dropout), 'off', or overrides like "
                         "'modality_dropout=0,image_rotate=0'")
     p.add_argument("--patience", type=_patience, default="auto",
                    help="early stopping patience in epochs, 'auto' (a tenth of the planned epochs, 5-20) or 'off'")

@@ -43,14 +43,16 @@ def plan_epochs(
         patience = min(20, max(5, planned // 10)) if planned > 5 else None
     elif patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience must be a positive integer, 'auto' or None. Received: {patience!r}")
+    # small data often sits at chance for a while before it learns: no stopping in the first fifth
+    start = min(planned // 5, 30)
     if not has_validation:
         patience = None
         stop = ("no early stopping: the data has no validation split, so the epoch with the lowest "
                 "training loss is kept")
     elif patience:
-        stop = (f"early stopping when the validation loss has not improved for {patience} epochs; "
-                "the best epoch's weights are kept")
+        stop = (f"early stopping when the validation loss has not improved for {patience} epochs, counted from "
+                f"epoch {start + 1} (a slow start is no reason to stop); the best epoch's weights are kept")
     else:
         stop = "every planned epoch runs; the weights of the epoch with the lowest validation loss are kept"
-    return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "patience": patience,
+    return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "patience": patience, "start_from_epoch": start,
             "max_steps": max_steps if epochs is None else None, "why": f"{how}; {stop}."}

@@ -261,8 +261,8 @@ def train(
             weight_decay: AdamW's (not on biases and normalisation weights).
         label_smoothing: for targets with classes (0 turns it off).
         augment: ``"auto"`` (`mmzoo.data.augment.Augmentation`'s defaults: image shift and
-            rotation, audio shift / gain / noise and SpecAugment, text token dropout, modality
-            dropout), ``"off"``, or a dict of overrides such as ``{"modality_dropout": 0.0}``.
+            rotation, audio shift / gain / noise and SpecAugment, modality dropout), ``"off"``,
+            or a dict of overrides such as ``{"modality_dropout": 0.0, "text_dropout": 0.05}``.
         precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``. jit: XLA-compile.
         seed: seeds weights, shuffling and dropout (with op determinism, a rerun on CPU gives
             the same metrics).
@@ -399,7 +399,8 @@ def train(
         initial_epoch = state.restore() if resume else 0
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                                           start_from_epoch=plan.get("start_from_epoch", 0)))
         print(f"Plan: {plan['why']}", flush=True)
         if initial_epoch < epochs:
             if resume:

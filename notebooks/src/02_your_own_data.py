@@ -162,7 +162,7 @@ features, labels = next(iter(data.dataset("train", batch_size=4)))
 # holds out a validation split when there is none, and trains for a budget of 2,000 steps with
 # early stopping (the best epoch's weights are kept), AdamW with warm-up and cosine decay,
 # label smoothing, and augmentation (image shift / rotation, audio shift / gain / noise and
-# SpecAugment, text token dropout, modality dropout). Here the epochs are fixed so that the
+# SpecAugment, modality dropout). Here the epochs are fixed so that the
 # notebook runs in a few minutes on a CPU; leave `epochs` out on your own data.
 
 # %%
