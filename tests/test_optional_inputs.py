@@ -76,7 +76,7 @@ def test_serving_batch_takes_an_empty_string_as_absent(manifest):
 
 @pytest.mark.slow
 def test_train_with_optional_audio_export_and_serve_without_it(manifest, tmp_path):
-    run = mmzoo.train({"text": "bigru", "audio": "melcnn", "fusion": "concat"}, manifest, epochs=12,
+    run = mmzoo.train({"text": "bigru", "audio": "melcnn", "fusion": "concat"}, manifest, epochs=30, batch_size=16,
                       out=str(tmp_path / "run"), seed=0, verbose=0, data_kwargs={"optional": ["audio"]})
     assert run.spec.optional == ("audio",)
     assert run.metrics["test"]["accuracy"] >= 0.75  # both kinds of rows are learned

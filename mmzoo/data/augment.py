@@ -5,9 +5,9 @@ rotation (no colour change: colour can be the answer), audio a time shift, a gai
 noise, and modality dropout blanks one whole input of an example now and then (zeros; text:
 all padding, as the ablation does), so a model does not lean on one branch. Text token
 dropout (a token becomes ``<unk>``) is opt-in: in a short question one word can decide the
-answer ("written" or "spoken"), and dropping it makes the label a guess. SpecAugment-style masks live in the audio encoders'
-front end (`mmzoo.layers.SpecAugment`), active in training only. Validation, test, export and
-serving never see any of it.
+answer ("written" or "spoken"), and dropping it makes the label a guess. SpecAugment-style
+masks live in the audio encoders' front end (`mmzoo.layers.SpecAugment`), active in training
+only. Validation, test, export and serving never see any of it.
 
 Example:
 >>> aug = Augmentation(image_rotate=0.0, modality_dropout=0.2)
