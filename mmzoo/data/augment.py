@@ -52,7 +52,7 @@ class Augmentation:
 
     @classmethod
     def off(cls) -> "Augmentation":
-        return cls(**{f.name: (False if f.type in (bool, "bool") else 0.0) for f in dataclasses.fields(cls)})
+        return cls(**{k: (False if isinstance(v, bool) else 0.0) for k, v in cls().to_dict().items()})
 
     @classmethod
     def from_setting(cls, setting: Union[None, bool, str, dict, "Augmentation"]) -> "Augmentation":

@@ -640,14 +640,8 @@ def from_manifest(
     report.skipped = len(bad)
     log_skipped(report)
     final = good()
-    final_rows = [r.row for r in final]
-    for m in ("audio", "text"):
-        if m in size_of:
-            present = [r for r in final_rows if r in size_of[m]]
-            report.notes += sizes.cut_notes(
-                present, np.array([size_of[m][r] for r in present]) if m == "audio" else None,
-                np.array([size_of[m][r] for r in present]) if m == "text" else None,
-                input_fields["audio_samples"] / input_fields["sample_rate"], input_fields["seq_len"])
+    audio_seconds_used = input_fields["audio_samples"] / input_fields["sample_rate"]
+    report.notes += sizes.cut_notes(size_of, [r.row for r in final], audio_seconds_used, input_fields["seq_len"])
     for m in optional:
         absent = sum(1 for r in final if parsed[r.row][m] == "")
         report.notes.append(f"{m} is optional: {absent} of {len(final)} rows have none (they train with it "

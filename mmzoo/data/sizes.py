@@ -1,4 +1,4 @@
-"""Input sizes read off a manifest (audio length, text length) and what the chosen sizes cut.
+"""Input sizes read off a manifest (image size, audio length, text length) and what the chosen sizes cut.
 
 A user's first run passes no ``--audio-seconds`` or ``--seq-len``: the defaults (1.0 s,
 32 tokens) silently cut a 1.2 s clip whose word comes at its end. These functions measure the
@@ -9,12 +9,11 @@ so the data report says so.
 from __future__ import annotations
 
 import math
-import os
-import struct
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmzoo.data.audio import wav_header
 from mmzoo.data.text import split_tokens
 
 PERCENTILE = 99  # of the rows' durations / token counts
@@ -24,26 +23,10 @@ MAX_SEQ_LEN = 256
 
 
 def wav_seconds(path: str) -> float:
-    """A 16-bit PCM WAV file's duration from its header (reads only the chunk headers)."""
+    """A WAV file's duration, from its header (`mmzoo.data.audio.wav_header`)."""
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise ValueError(f"{path}: not a WAV file")
-        rate = block = None
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                raise ValueError(f"{path}: no 'data' chunk")
-            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"fmt ":
-                body = f.read(size + (size & 1))
-                _, _, rate, _, block, _ = struct.unpack("<HHIIHH", body[:16])
-            elif cid == b"data":
-                if not rate or not block:
-                    raise ValueError(f"{path}: the 'data' chunk comes before the 'fmt ' chunk")
-                return (size // block) / rate
-            else:
-                f.seek(size + (size & 1), os.SEEK_CUR)
+        info = wav_header(f.read())
+    return info["frames"] / info["sample_rate"]
 
 
 def image_side(path: str) -> Optional[int]:
@@ -88,23 +71,24 @@ def _rows(rows: List[int], limit: int = 8) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
-def cut_notes(rows: List[int], durations: Optional[np.ndarray], counts: Optional[np.ndarray],
-              audio_seconds: float, seq_len: int) -> List[str]:
-    """Report lines for the clips and texts the chosen sizes cut (rows as in the manifest)."""
+def cut_notes(size_of: Dict[str, Dict[int, float]], rows: Sequence[int], audio_seconds: float,
+              seq_len: int) -> List[str]:
+    """Report lines for the clips and texts the chosen sizes cut. ``size_of``: ``{"audio": {row:
+    seconds}, "text": {row: tokens}}`` (absent inputs left out); ``rows``: the rows kept, in order."""
     notes = []
-    if durations is not None:
-        frame = 1.0 / 100  # within 10 ms counts as fitting (resampling rounds a sample or two)
-        long = [r for r, d in zip(rows, durations) if d > audio_seconds + frame]
-        if long:
-            notes.append(f"{len(long)} of {len(rows)} audio clips are longer than the audio input's "
-                         f"{audio_seconds:g} s and are cut to it (the end is lost), e.g. rows {_rows(long)}; "
-                         f"the longest is {float(np.max(durations)):.2f} s (set audio_seconds / --audio-seconds)")
-    if counts is not None:
-        long = [r for r, c in zip(rows, counts) if c > seq_len]
-        if long:
-            notes.append(f"{len(long)} of {len(rows)} texts have more than seq_len={seq_len} tokens and are "
-                         f"truncated, e.g. rows {_rows(long)}; the longest has {int(np.max(counts))} "
-                         "(set seq_len / --seq-len)")
+    durations = {r: size_of["audio"][r] for r in rows if r in size_of.get("audio", {})}
+    frame = 1.0 / 100  # within 10 ms counts as fitting (resampling rounds a sample or two)
+    long = [r for r, d in durations.items() if d > audio_seconds + frame]
+    if long:
+        notes.append(f"{len(long)} of {len(durations)} audio clips are longer than the audio input's "
+                     f"{audio_seconds:g} s and are cut to it (the end is lost), e.g. rows {_rows(long)}; "
+                     f"the longest is {max(durations.values()):.2f} s (set audio_seconds / --audio-seconds)")
+    counts = {r: size_of["text"][r] for r in rows if r in size_of.get("text", {})}
+    long = [r for r, c in counts.items() if c > seq_len]
+    if long:
+        notes.append(f"{len(long)} of {len(counts)} texts have more than seq_len={seq_len} tokens and are "
+                     f"truncated, e.g. rows {_rows(long)}; the longest has {int(max(counts.values()))} "
+                     "(set seq_len / --seq-len)")
     return notes
 
 

@@ -32,6 +32,7 @@ class RunState(keras.callbacks.Callback):
         self.save_every_batches = save_every_batches
         self.history: List[dict] = []
         self.best: Optional[float] = None
+        self.best_epoch: Optional[int] = None  # 1-based: the epoch whose weights best.weights.h5 holds
         self.epoch = 0
         self.counter = 0
         self.nan_stop: Optional[str] = None
@@ -49,6 +50,7 @@ class RunState(keras.callbacks.Callback):
         self.model.load_weights(weights)
         self.history = state["history"]
         self.best = state.get("best")
+        self.best_epoch = state.get("best_epoch")
         self.counter = state.get("counter", 0)
         self.epoch = state["epoch"]
         return self.epoch
@@ -65,7 +67,7 @@ class RunState(keras.callbacks.Callback):
         write_atomic(
             os.path.join(self.run_dir.state_dir, "state.json"),
             {"weights": name, "epoch": self.epoch, "history": self.history, "best": self.best,
-             "counter": self.counter},
+             "best_epoch": self.best_epoch, "counter": self.counter},
         )
         for old in os.listdir(self.run_dir.state_dir):
             if old.startswith("state-") and old != name:
@@ -98,7 +100,7 @@ class RunState(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
         if value is not None and better:
-            self.best = value
+            self.best, self.best_epoch = value, epoch + 1
             os.makedirs(self.run_dir.checkpoint_dir, exist_ok=True)
             tmp = os.path.join(self.run_dir.checkpoint_dir, ".tmp-best.weights.h5")
             self.model.save_weights(tmp)

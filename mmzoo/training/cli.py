@@ -93,10 +93,12 @@ def _augment(value: str):
         key, sep, number = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"expected 'auto', 'off' or key=value pairs, got {item!r}")
-        low = number.strip().lower()
+        key, low = key.strip(), number.strip().lower()
+        if low in ("on", "true", "yes", "off", "false", "no"):
+            out[key] = low in ("on", "true", "yes")
+            continue
         try:
-            out[key.strip()] = low in ("true", "on", "yes") if low in ("true", "false", "on", "off", "yes", "no") \
-                else float(number)
+            out[key] = float(number)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{key}: expected a number or on/off, got {number!r}") from None
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -195,13 +194,6 @@ def _front_end_masks(planned: dict, build: dict, on: bool) -> None:
     options["audio"] = {**options.get("audio", {}), "spec_augment": False}
 
 
-def _best_epoch(history: list, monitor: str) -> Optional[int]:
-    """The epoch (1-based) whose weights the run keeps: the lowest ``monitor``."""
-    values = [(h.get(monitor), i) for i, h in enumerate(history) if isinstance(h.get(monitor), (int, float))]
-    values = [(v, i) for v, i in values if math.isfinite(v)]
-    return int(history[min(values)[1]].get("epoch", min(values)[1] + 1)) if values else None
-
-
 def _check_resume(run_dir: RunDirectory, config: dict) -> None:
     old = read_json(run_dir.path("config"))
     keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule",
@@ -306,7 +298,7 @@ def train(
         preset = model.get("preset")
     else:
         preset = model
-    from mmzoo.data.augment import Augmentation
+    from mmzoo.data.augment import Augmentation, augmented
 
     try:
         augmentation = Augmentation.from_setting(augment)
@@ -385,8 +377,6 @@ def train(
             metrics=net.default_metrics(),
             jit_compile=bool(jit),
         )
-        from mmzoo.data.augment import augmented
-
         train_ds = data.dataset("train", batch_size=batch_size, shuffle=True, seed=seed, cache=cache)
         train_ds = augmented(train_ds, augmentation, seed)
         val_ds = data.dataset(val_split, batch_size=256, shuffle=False, cache=cache) if val_split else None
@@ -400,7 +390,7 @@ def train(
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
-                                                           start_from_epoch=plan.get("start_from_epoch", 0)))
+                                                           start_from_epoch=plan["start_from_epoch"]))
         print(f"Plan: {plan['why']}", flush=True)
         if initial_epoch < epochs:
             if resume:
@@ -417,7 +407,6 @@ def train(
         best = os.path.join(run_dir.checkpoint_dir, "best.weights.h5")
         if os.path.exists(best):
             net.load_weights(best)  # best-weights restore (by validation loss)
-        best_epoch = _best_epoch(state.history, monitor)
         tmp_model = os.path.join(run_dir.root, ".tmp-model.keras")
         net.save(tmp_model)
         os.replace(tmp_model, run_dir.path("model"))
@@ -433,7 +422,7 @@ def train(
             "test": result["test"],
             "ablation": result["ablation"],
             "epochs_run": len(state.history),
-            "best_epoch": best_epoch,
+            "best_epoch": state.best_epoch,
             "monitor": monitor,
             "stopped_early": len(state.history) < epochs,
             "history": state.history,
