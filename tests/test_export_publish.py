@@ -83,7 +83,15 @@ def test_cli_exports_validates_and_publishes_every_format(run, capsys):
     sizes = {k: v["bytes"] for k, v in card["artifacts"].items() if "bytes" in v}
     assert sizes["tflite_int8"] < 0.4 * sizes["tflite_float32"]
     assert sizes["tflite_float16"] < 0.6 * sizes["tflite_float32"]
-    assert card["artifacts"]["tflite_int8"]["int8_mode"] == "full"
+    int8 = card["artifacts"]["tflite_int8"]
+    assert int8["int8_mode"] in ("full", "selective")  # no layer here is float by rule: only if the search adds one
+    assert (int8["int8_mode"] == "full") == (not int8["float_layers"])
+    assert int8["calibration_check"]["agreement"] >= 0.98 and int8["worst_layers"]
+    # Figures on the labelled test split beside agreement: the Keras model's and each artifact's.
+    assert validation["inputs"]["labelled"] and 0 <= validation["keras_scores"]["accuracy"] <= 1
+    assert abs(checks["tflite_int8"]["scores"]["accuracy"] - validation["keras_scores"]["accuracy"]) <= 0.05
+    assert checks["saved_model.predict_preprocessed"]["scores"] == validation["keras_scores"]
+    assert "test accuracy=" in printed and "Keras test accuracy" in printed
     assert not [op for a in card["artifacts"].values() for op in a.get("ops", []) if op.startswith("Flex")]
 
     # Warmup: real PredictionLog records for this model name and signature.
@@ -136,9 +144,26 @@ def test_next_export_is_a_new_version_and_a_failed_check_publishes_nothing(run):
     message = str(info.value)
     assert "nothing was published" in message
     assert "tflite_dynamic: top-1 agreement" in message and "< 101%" in message
+    # What to do about it: where the error enters and the option that publishes the rest.
+    assert "layers that lose the most: " in message and "--drop-failed-variants" in message
+    assert "test accuracy: " in message
     failed = {c["check"]: c for c in info.value.report["checks"]}
     assert failed["tflite_float32"]["passed"] and not failed["tflite_dynamic"]["passed"]
     assert sorted(os.listdir(os.path.join(out, "shapes"))) == [".mmzoo-export.lock", "litert-1", "litert-2"]
+
+    third = export(run["dir"], out=out, name="shapes", formats="tflite", quantize="dynamic",
+                   min_agreement=1.01, validate="inline", drop_failed_variants=True)
+    assert third.version == 3 and sorted(third.artifacts) == ["tflite_float32"]
+    assert sorted(os.listdir(os.path.join(third.path, "litert"))) == [
+        "labels.txt", "mmzoo.json", "model_float32.tflite", "tokenizer.json", "tokenizer.py", "vocab.txt"]
+    dropped = load_model_card(third.path)["validation"]["dropped"]
+    assert list(dropped) == ["tflite_dynamic"] and dropped["tflite_dynamic"]["agreement"] <= 1.0
+    assert dropped["tflite_dynamic"]["worst_layers"] and "< 101%" in dropped["tflite_dynamic"]["failure"]
+    assert "dropped tflite_dynamic" in third.summary()
+    # A failed float32 artifact is never dropped: it still publishes nothing.
+    with pytest.raises(ExportValidationError, match="nothing was published"):
+        export(run["dir"], out=out, name="shapes", formats="tflite", tolerance=-1.0, validate="inline",
+               drop_failed_variants=True)
 
 
 def test_bad_arguments_are_refused_before_any_work(run, tmp_path):

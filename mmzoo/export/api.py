@@ -30,6 +30,7 @@ from mmzoo.export.all_formats import get_format
 from mmzoo.export.formats import ExportJob, Written
 from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
 from mmzoo.export.outputs import keras_reference, output_plan
+from mmzoo.export.parity import test_scores
 from mmzoo.export.source import load_source
 from mmzoo.export.validate import DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder
 from mmzoo.registry import EXPORT_FORMATS
@@ -82,8 +83,21 @@ class ExportResult:
                 figures.append(f"top-1 agreement={check['agreement']:.2%}")
             if check.get("nrmse") is not None:
                 figures.append(f"nrmse={check['nrmse']:.3g}")
+            for k, v in (check.get("scores") or {}).items():
+                figures.append(f"test {k}={v:.2%}" if "accuracy" in k else f"test {k}={v:.4g}")
             verdict = "ok  " if check.get("passed") else "FAIL"
             lines.append(f"  {verdict} {name:<34} {', '.join(figures)} ({check.get('examples')} examples)")
+            entry = self.card.get("artifacts", {}).get(name, {})
+            if entry.get("float_layers"):
+                lines.append(f"       kept in float: {', '.join(f['layer'] for f in entry['float_layers'])}")
+            if entry.get("worst_layers"):
+                worst = entry["worst_layers"][0]
+                lines.append(f"       loses the most: {worst['layer']} (+{worst['added']:.3f} relative error)")
+        validation = self.card.get("validation") or {}
+        for k, v in (validation.get("keras_scores") or {}).items():
+            lines.append(f"  Keras test {k}: {v:.2%}" if "accuracy" in k else f"  Keras test {k}: {v:.4g}")
+        for key, entry in (validation.get("dropped") or {}).items():
+            lines.append(f"  dropped {key}: {entry.get('failure')} (recorded in the model card)")
         return "\n".join(lines)
 
 
@@ -115,6 +129,7 @@ def export(
     num_samples: int = 64,
     warmup_requests: int = 4,
     validate: Union[bool, str] = True,
+    drop_failed_variants: bool = False,
     xla: bool = False,
     version: Optional[int] = None,
     tolerance: float = 1e-4,
@@ -133,8 +148,9 @@ def export(
             source does not carry them.
         formats: ``saved_model`` and/or ``tflite`` (a list or ``"saved_model,tflite"``).
         quantize: extra TFLite variants beside float32: ``float16``, ``dynamic``, ``int8``.
-        data: a `mmzoo.data.MultimodalData` or a manifest path: int8 calibration draws from
-            its train split, validation from its test split. A run directory whose
+        data: a `mmzoo.data.MultimodalData` or a manifest path: int8 calibration draws
+            `mmzoo.export.examples.CALIBRATION_EXAMPLES` (or ``num_samples`` if more) from a
+            seeded shuffle of its train split, validation from its test split. A run directory whose
             ``config.json`` names a manifest uses it by default.
         samples: raw examples (``{"image": bytes|path, "text": str, "audio": bytes|path,
             "tabular": [...]}``) for warmup requests, REST examples and raw-input parity
@@ -143,6 +159,9 @@ def export(
         num_samples: examples used for calibration and for validation.
         warmup_requests: PredictionLog records written (one example each).
         validate: True (fresh process, the default), ``"inline"`` (same process) or False.
+        drop_failed_variants: when only quantized TFLite variants fail validation, publish
+            the rest and record the failed ones (figures, worst layers) in the model card's
+            ``validation.dropped``; by default any failure publishes nothing.
         xla: jit-compile the model part of the SavedModel signatures.
         version: publish under this version instead of the next integer (must not exist).
         tolerance, min_agreement, max_nrmse: validation thresholds.
@@ -190,10 +209,13 @@ def export(
         )
     raw_inputs = ex.preprocess_examples(raw_rows, spec)
     data = _resolve_data(data, src, spec)
-    calibration = validation = None
+    calibration = validation = labels = None
     if data is not None:
-        calibration = ex.data_examples(data, "train", num_samples)
-        validation = ex.data_examples(data, "test", num_samples) or ex.data_examples(data, "validation", num_samples)
+        calibration = ex.calibration_examples(data, max(num_samples, ex.CALIBRATION_EXAMPLES), seed)
+        for split in ("test", "validation"):
+            validation, labels = ex.data_examples(data, split, num_samples, with_labels=True)
+            if validation is not None:
+                break
     if samples:
         calibration = calibration or raw_inputs
         validation = validation or raw_inputs
@@ -217,7 +239,7 @@ def export(
     chosen = sorted((get_format(f) for f in formats), key=lambda fmt: not fmt.servable)
     job = ExportJob(model=model, spec=spec, name=name, staging=staging, scratch=check_dir + "-scratch",
                     raw_rows=raw_rows, calibration=calibration, quantize=quantize, xla=xla,
-                    warmup_requests=warmup_requests, log=log)
+                    warmup_requests=warmup_requests, log=log, thresholds=thresholds)
     written: Dict[str, Written] = {}
     try:
         for fmt in chosen:
@@ -229,11 +251,12 @@ def export(
         report = None
         if validate:
             log("validating" + (" in a fresh process" if validate is True or validate == "process" else ""))
+            reference = keras_reference(model, validation, plan)
             write_check_folder(
                 check_dir, artifacts={k: v for w in written.values() for k, v in w.checks.items()}, plan=plan,
                 raw_rows=raw_rows, raw_reference=keras_reference(model, raw_inputs, plan), inputs=validation,
-                reference=keras_reference(model, validation, plan), thresholds=thresholds,
-                warmup_rows=min(warmup_requests, len(raw_rows)),
+                reference=reference, thresholds=thresholds,
+                warmup_rows=min(warmup_requests, len(raw_rows)), labels=labels,
             )
             if validate == "inline":
                 report = run_checks(check_dir)
@@ -241,10 +264,22 @@ def export(
             else:
                 report = validate_in_fresh_process(check_dir)
             report["inputs"] = {"validation": validation_source, "examples": len(next(iter(validation.values()))),
-                                "raw_examples": len(raw_rows)}
+                                "raw_examples": len(raw_rows), "labelled": labels is not None}
+            if labels is not None:
+                report["keras_scores"] = test_scores(reference, labels, plan)
             if not report["passed"]:
-                raise ExportValidationError(
-                    "Validation failed; nothing was published:\n  " + "\n  ".join(report["failures"]), report)
+                failed = [c for c in report["checks"] if not c["passed"]]
+                variants = {k: v for w in written.values() for k, v in w.card.items()}
+                droppable = bool(failed) and all(_is_quantized(c["check"], variants) for c in failed)
+                if not (drop_failed_variants and droppable):
+                    raise ExportValidationError(_failure_message(report, failed, variants, droppable), report)
+                report["dropped"] = _drop_variants([c["check"] for c in failed], written, log)
+                for c in failed:
+                    c["dropped"] = True
+                    report["dropped"][c["check"]].update(
+                        {k: c.get(k) for k in ("failure", "agreement", "nrmse", "scores", "examples")})
+                report["passed"], report["failures"] = True, []
+                artifacts = {k: v for w in written.values() for k, v in w.artifacts.items()}
 
         # --------------------------------------------------------- card and publish
         artifact_card = {k: v for w in written.values() for k, v in w.card.items()}
@@ -267,11 +302,55 @@ def export(
         shutil.rmtree(check_dir + "-scratch", ignore_errors=True)
     final_artifacts = {k: os.path.normpath(os.path.join(final, os.path.relpath(v, staging)))
                        for k, v in artifacts.items()}
-    figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "passed", "examples")
+    figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "scores", "passed", "examples")
     parity = {c["check"]: {k: c.get(k) for k in figures}
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")
     return ExportResult(name, card["version"], final, final_artifacts, sizes, parity, card)
+
+
+def _is_quantized(check: str, variants: dict) -> bool:
+    return check in variants and variants[check].get("quantization") not in (None, "float32")
+
+
+def _failure_message(report: dict, failed: List[dict], variants: dict, droppable: bool) -> str:
+    """What failed, by how much, where the error enters, and what to do."""
+    lines = ["Validation failed; nothing was published:"]
+    keras = report.get("keras_scores") or {}
+    for check in failed:
+        lines.append(f"  {check['failure']}")
+        entry = variants.get(check["check"], {})
+        scores = check.get("scores") or {}
+        for k, v in scores.items():
+            lines.append(f"    test {k}: {v:.2%} (Keras: {keras.get(k, float('nan')):.2%})"
+                         if "accuracy" in k else f"    test {k}: {v:.4g} (Keras: {keras.get(k, float('nan')):.4g})")
+        worst = entry.get("worst_layers") or []
+        if worst:
+            lines.append("    layers that lose the most: " + ", ".join(
+                f"{w['layer']} (+{w['added']:.2f} relative error)" for w in worst[:3]))
+        if entry.get("float_layers"):
+            lines.append("    kept in float: " + ", ".join(f["layer"] for f in entry["float_layers"]))
+    if droppable:
+        lines.append("Only quantized variants failed: export(..., drop_failed_variants=True) (mmzoo export "
+                     "--drop-failed-variants) publishes the variants that passed and records these in the "
+                     "model card; more calibration data (num_samples / --num-samples) may also help.")
+    return "\n".join(lines)
+
+
+def _drop_variants(keys: List[str], written: Dict[str, Written], log) -> Dict[str, dict]:
+    """Remove failed quantized variants from the staged version; what they were, for the card."""
+    dropped = {}
+    for w in written.values():
+        for key in keys:
+            if key in w.artifacts:
+                path = w.artifacts.pop(key)
+                if os.path.exists(path):
+                    os.remove(path)
+                entry = w.card.pop(key)
+                w.checks.pop(key, None)
+                dropped[key] = {k: v for k, v in entry.items() if k not in ("path", "ops")}
+                log(f"dropped {key}: it failed validation (recorded in the model card)")
+    return dropped
 
 
 def _logger(verbose: bool):

@@ -39,12 +39,16 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
                    help="manifest for int8 calibration (train split) and validation (test split)")
     p.add_argument("--samples", default=None,
                    help="JSONL of raw examples ({'image': path, 'text': ..., 'audio': path, 'tabular': [...]})")
-    p.add_argument("--num-samples", type=int, default=64, help="examples for calibration and validation (default 64)")
+    p.add_argument("--num-samples", type=int, default=64,
+                   help="validation examples (default 64); int8 calibration draws at least 256 from the train split")
     p.add_argument("--version", type=int, default=None, help="publish as this version (must not exist)")
     p.add_argument("--xla", action="store_true", help="jit-compile the SavedModel's model call (XLA)")
     p.add_argument("--no-validate", action="store_true", help="publish without the parity checks (not recommended)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="float32 max abs difference (default 1e-4)")
     p.add_argument("--min-agreement", type=float, default=0.98, help="quantized top-1 agreement (default 0.98)")
+    p.add_argument("--drop-failed-variants", action="store_true",
+                   help="when only quantized TFLite variants fail validation, publish the rest and record "
+                        "the failed ones in the model card (default: any failure publishes nothing)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
     return p
@@ -76,7 +80,8 @@ def cmd_export(args) -> int:
             samples=_read_samples(args.samples) if args.samples else None,
             num_samples=args.num_samples, version=args.version, xla=args.xla,
             validate=not args.no_validate, tolerance=args.tolerance,
-            min_agreement=args.min_agreement, verbose=not args.json,
+            min_agreement=args.min_agreement, drop_failed_variants=args.drop_failed_variants,
+            verbose=not args.json,
         )
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -54,18 +54,48 @@ def preprocess_examples(rows: Sequence[dict], spec) -> dict:
     return {k: v.numpy() for k, v in Preprocessor(spec)(batch).items()}
 
 
-def data_examples(data, split: str, n: int) -> Optional[dict]:
-    """Up to ``n`` preprocessed examples of a `MultimodalData` split (None if it is empty)."""
+def data_examples(data, split: str, n: int, with_labels: bool = False):
+    """Up to ``n`` preprocessed examples of a `MultimodalData` split (None if it is empty);
+    ``with_labels``: ``(examples, labels)``, labels an array or a dict by task."""
     if not data.splits.get(split):
-        return None
+        return (None, None) if with_labels else None
     ds = data.dataset(split, batch_size=None, shuffle=False)
+    feats: Dict[str, list] = {}
+    labels: list = []
+    for features, label in ds.take(n).as_numpy_iterator():
+        for k, v in features.items():
+            feats.setdefault(k, []).append(v)
+        labels.append(label)
+    if not feats:
+        return (None, None) if with_labels else None
+    examples = {k: np.stack(v) for k, v in feats.items()}
+    if not with_labels:
+        return examples
+    if isinstance(labels[0], dict):
+        return examples, {k: np.stack([y[k] for y in labels]) for k in labels[0]}
+    return examples, np.stack(labels)
+
+
+#: int8 calibration examples drawn from the training split by default (TFLite's guide: a
+#: few hundred cover the activation ranges; the first rows of a sorted manifest would not)
+CALIBRATION_EXAMPLES = 256
+
+
+def calibration_examples(data, n: int = CALIBRATION_EXAMPLES, seed: int = 0) -> Optional[dict]:
+    """Up to ``n`` preprocessed training examples for int8 calibration, drawn in a seeded
+    shuffle of the whole split (so every class and input kind is in them), or None.
+
+    Example:
+    >>> x = mmzoo.export.calibration_examples(data, 256)  # doctest: +SKIP
+    """
+    if not data.splits.get("train"):
+        return None
+    ds = data.dataset("train", batch_size=None, shuffle=True, seed=seed)
     feats: Dict[str, list] = {}
     for features, _ in ds.take(n).as_numpy_iterator():
         for k, v in features.items():
             feats.setdefault(k, []).append(v)
-    if not feats:
-        return None
-    return {k: np.stack(v) for k, v in feats.items()}
+    return {k: np.stack(v) for k, v in feats.items()} if feats else None
 
 
 def random_inputs(spec, n: int, seed: int = 0) -> dict:

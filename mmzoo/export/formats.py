@@ -31,6 +31,8 @@ class ExportJob:
     xla: bool = False
     warmup_requests: int = 4
     log: Callable[[str], None] = print
+    thresholds: Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05})
 
 
 @dataclasses.dataclass
@@ -62,6 +64,7 @@ class CheckContext:
     raw_reference: dict     # Keras outputs on the raw examples
     plan: List[dict]        # the outputs (`mmzoo.export.outputs.output_plan`)
     warmup_rows: int
+    labels: Any = None      # the validation sample's labels (array, or dict by task) when known
 
     @property
     def examples(self) -> int:

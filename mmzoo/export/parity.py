@@ -9,9 +9,28 @@ import numpy as np
 from mmzoo.tasks.targets import Target
 
 
-def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], plan: List[dict]) -> dict:
+def test_scores(outputs: Dict[str, np.ndarray], labels, plan: List[dict]) -> Dict[str, float]:
+    """The headline figure of each task on labelled examples: ``accuracy`` (classification,
+    multilabel) or ``mae`` (regression), keyed ``accuracy`` / ``<task>_accuracy``.
+
+    Example:
+    >>> test_scores({"probabilities": p}, y, output_plan(spec))  # doctest: +SKIP
+    {'accuracy': 0.98}
+    """
+    scores = {}
+    for e in plan:
+        target = Target.from_plan(e)
+        y = labels[target.key] if isinstance(labels, dict) else labels
+        metrics = target.evaluate(y, np.asarray(outputs[target.primary]))
+        name = "accuracy" if "accuracy" in metrics else "mae"
+        scores[target.prefix + name] = round(float(metrics[name]), 6)
+    return scores
+
+
+def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], plan: List[dict],
+            labels=None) -> dict:
     """Max/mean abs difference, top-1 (or decision) agreement and NRMSE over the primary
-    outputs of every task."""
+    outputs of every task; with ``labels`` also their `test_scores` (``scores``)."""
     max_diff, mean_diffs, agreements, nrmses = 0.0, [], [], []
     for e in plan:
         target = Target.from_plan(e)
@@ -30,12 +49,15 @@ def compare(outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], pl
             agreements.append(figures["agreement"])
         if "nrmse" in figures:
             nrmses.append(figures["nrmse"])
-    return {
+    figures = {
         "max_abs_diff": max_diff,
         "mean_abs_diff": float(np.mean(mean_diffs)),
         "agreement": min(agreements) if agreements else None,
         "nrmse": max(nrmses) if nrmses else None,
     }
+    if labels is not None:
+        figures["scores"] = test_scores(outputs, labels, plan)
+    return figures
 
 
 def check_serving_names(out: dict, plan: List[dict]) -> None:

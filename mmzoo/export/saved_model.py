@@ -202,7 +202,7 @@ class SavedModelFormat(ExportFormat):
             n = ctx.examples
             out = merged([call("predict_preprocessed", {k: v[s:s + 64] for k, v in ctx.inputs.items()})
                           for s in range(0, n, 64)])
-            return compare(out, ctx.reference, ctx.plan)
+            return compare(out, ctx.reference, ctx.plan, ctx.labels)
 
         return [
             ("saved_model.serving_default", "exact", len(ctx.raw_rows), raw_check),

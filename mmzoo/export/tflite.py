@@ -33,7 +33,9 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
 from mmzoo.data import text as text_lib
+from mmzoo.export import quantize as quantize_lib
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
+from mmzoo.export.outputs import output_plan
 from mmzoo.export.parity import compare
 from mmzoo.export.source import serving_model
 from mmzoo.host import cpu_parallelism
@@ -69,6 +71,16 @@ class LiteSource:
             warnings.simplefilter("ignore")
             lite.export(path, format="tf_saved_model", verbose=False)
         self.path = path
+        self.plan = output_plan(spec)
+        self.layer_paths = quantize_lib.leaf_paths(lite)
+        self.float_layers = quantize_lib.float_layer_paths(lite)
+        self._float32: Optional[bytes] = None
+
+    def float32_content(self) -> bytes:
+        """The float32 flatbuffer with its tensor names (the reference for quantized ones)."""
+        if self._float32 is None:
+            self._float32 = _convert(self.path, "float32", None, [tf.lite.OpsSet.TFLITE_BUILTINS])
+        return self._float32
 
     def close(self) -> None:
         if self._own:
@@ -88,6 +100,9 @@ def convert_tflite(
     representative: Optional[Dict[str, np.ndarray]] = None,
     source: Optional[LiteSource] = None,
     strip_names: bool = True,
+    *,
+    min_agreement: float = 0.98,
+    max_nrmse: float = 0.05,
 ) -> dict:
     """Convert to a TFLite flatbuffer with builtin ops only.
 
@@ -95,16 +110,21 @@ def convert_tflite(
         model: the Keras model (ignored when ``source`` is given).
         spec: its `DataSpec`.
         quantization: ``float32``, ``float16`` (float16 weights), ``dynamic`` (int8 weights,
-            float activations) or ``int8`` (full integer: weights and activations, calibrated
-            on ``representative``).
+            float activations) or ``int8`` (integer weights and activations, calibrated on
+            ``representative``; the layers of `mmzoo.export.quantize.FLOAT_LAYERS` stay in
+            float, and more while the calibration examples disagree with float32).
         representative: model inputs ``{name: [n, ...]}`` for int8 calibration.
         source: a prepared `LiteSource` (saves re-exporting for several variants).
         strip_names: drop the names of intermediate tensors (`strip_tensor_names`); the
             signature and its named inputs and outputs are kept.
+        min_agreement, max_nrmse: what int8 must keep on the calibration examples against
+            float32 before the search for float layers stops (the validation gate's figures).
 
     Returns:
-        ``{"content": bytes, "quantization": ..., "int8_mode": "full" | "mixed" | None,
-        "ops": [builtin op names]}``.
+        ``{"content": bytes, "quantization": ..., "int8_mode": "full" | "selective" | None,
+        "ops": [builtin op names]}``; quantized variants add ``calibration_check`` (figures
+        against float32 on the calibration examples) and ``worst_layers``
+        (`mmzoo.export.quantize.layer_errors`), int8 adds ``float_layers`` and ``search``.
 
     Example:
     >>> fb = mmzoo.export.convert_tflite(model, model.spec, "int8", representative=x)  # doctest: +SKIP
@@ -115,51 +135,99 @@ def convert_tflite(
         raise ValueError("quantization='int8' needs representative inputs for calibration.")
     if source is None:
         with LiteSource(model, spec) as own:
-            return convert_tflite(model, spec, quantization, representative, own)
+            return convert_tflite(model, spec, quantization, representative, own, strip_names,
+                                  min_agreement=min_agreement, max_nrmse=max_nrmse)
 
-    def make(ops_sets):
-        conv = tf.lite.TFLiteConverter.from_saved_model(source.path)
-        conv.target_spec.supported_ops = ops_sets
-        if quantization != "float32":
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            conv.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            conv.representative_dataset = _representative_fn(representative)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            # Calibration runs the deprecated tf.lite.Interpreter inside the converter.
-            warnings.simplefilter("ignore")
-            return conv.convert()
-
-    int8_mode = None
+    int8_mode, float_layers, search = None, [], None
     try:
         if quantization == "int8":
-            content = make([tf.lite.OpsSet.TFLITE_BUILTINS_INT8])
-            int8_mode = "full"
+            content, int8_mode, float_layers, search = _int8(source, representative, min_agreement, max_nrmse)
         else:
-            content = make([tf.lite.OpsSet.TFLITE_BUILTINS])
-    except Exception as first:  # noqa: BLE001  (the converter raises many types)
-        if quantization != "int8":
-            raise ConversionError(
-                f"TFLite conversion ({quantization}) with builtin ops only failed: "
-                f"{_short_error(first)}"
-            ) from first
-        try:
-            # Some op has no int8 kernel: keep it in float, everything else int8.
-            content = make([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
-            int8_mode = "mixed"
-        except Exception as second:  # noqa: BLE001
-            raise ConversionError(
-                f"Full-integer int8 conversion failed: {_short_error(first)}; with float "
-                f"fallback it failed too: {_short_error(second)}"
-            ) from second
+            content = _convert(source.path, quantization, None, [tf.lite.OpsSet.TFLITE_BUILTINS])
+    except ConversionError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the converter raises many types)
+        raise ConversionError(
+            f"TFLite conversion ({quantization}) with builtin ops only failed: {_short_error(error)}"
+        ) from error
+    result = {"quantization": quantization, "int8_mode": int8_mode}
+    if quantization != "float32" and representative:
+        check = {k: v[:QUANTIZATION_CHECK_EXAMPLES] for k, v in representative.items()}
+        result["calibration_check"] = _figures(source, content, check)
+        result["worst_layers"] = quantize_lib.layer_errors(source.float32_content(), content, check,
+                                                           source.layer_paths, exclude=float_layers)
+    if quantization == "int8":
+        why = {"/".join(p): r for p, r in source.float_layers.items()}
+        result["float_layers"] = [{"layer": "/".join(p), "why": why.get("/".join(p), "kept in float by the "
+                                   "search: largest added error")} for p in float_layers]
+        result["search"] = search
     if strip_names:
         content = strip_tensor_names(content)
     ops = TFLiteModel(content).op_names()
     foreign = [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
     if foreign:
         raise ConversionError(f"The {quantization} flatbuffer needs non-builtin ops {foreign}.")
-    return {"content": content, "quantization": quantization, "int8_mode": int8_mode, "ops": ops}
+    return {"content": content, **result, "ops": ops}
+
+
+#: calibration examples the quantized flatbuffer is compared on while it is made
+QUANTIZATION_CHECK_EXAMPLES = 128
+
+
+def _convert(saved_model: str, quantization: str, representative, ops_sets) -> bytes:
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    conv.target_spec.supported_ops = ops_sets
+    if quantization != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    if representative is not None:
+        conv.representative_dataset = _representative_fn(representative)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # Calibration runs the deprecated tf.lite.Interpreter inside the converter.
+        warnings.simplefilter("ignore")
+        return conv.convert()
+
+
+def _figures(source: LiteSource, content: bytes, inputs: Dict[str, np.ndarray]) -> dict:
+    """Agreement (or NRMSE) of a flatbuffer with the float32 one on ``inputs``."""
+    reference = TFLiteModel(source.float32_content()).predict(inputs)
+    figures = compare(TFLiteModel(content).predict(inputs), reference, source.plan)
+    return {k: (None if v is None else round(float(v), 6)) for k, v in figures.items()}
+
+
+def _passes(figures: dict, min_agreement: float, max_nrmse: float) -> bool:
+    return ((figures["agreement"] is None or figures["agreement"] >= min_agreement)
+            and (figures["nrmse"] is None or figures["nrmse"] <= max_nrmse)
+            and np.isfinite(figures["max_abs_diff"]))
+
+
+def _int8(source: LiteSource, representative, min_agreement: float, max_nrmse: float):
+    """Full int8 with the `mmzoo.export.quantize.FLOAT_LAYERS` in float, widened while the
+    calibration examples disagree with float32 (`mmzoo.export.quantize.choose_float_layers`)."""
+    start = list(source.float_layers)
+    if not start:
+        try:  # nothing to keep in float: every op int8
+            content = _convert(source.path, "int8", representative, [tf.lite.OpsSet.TFLITE_BUILTINS_INT8])
+            check = {k: v[:QUANTIZATION_CHECK_EXAMPLES] for k, v in representative.items()}
+            if _passes(_figures(source, content, check), min_agreement, max_nrmse):
+                return content, "full", [], None
+        except Exception:  # noqa: BLE001  (an op without an int8 kernel: go selective)
+            pass
+    quantizer = quantize_lib.Int8Quantizer(source.path, representative)
+    check = {k: v[:QUANTIZATION_CHECK_EXAMPLES] for k, v in representative.items()}
+
+    def score(content):
+        figures = _figures(source, content, check)
+        ok = _passes(figures, min_agreement, max_nrmse)
+        value = figures["agreement"] if figures["agreement"] is not None else 1.0 - (figures["nrmse"] or 0.0)
+        return value, ok
+
+    content, keep, _, history = quantize_lib.choose_float_layers(
+        quantizer.quantize, score, start,
+        lambda c: quantize_lib.layer_errors(source.float32_content(), c, check, source.layer_paths, top=20),
+        source.layer_paths)
+    return content, ("selective" if keep else "full"), keep, history
 
 
 def strip_tensor_names(content: bytes) -> bytes:
@@ -317,14 +385,18 @@ class LiteRTFormat(ExportFormat):
         with LiteSource(job.model, job.spec, folder=job.scratch) as lite:
             for q in ["float32", *job.quantize]:
                 job.log(f"converting TFLite {q}")
-                converted = convert_tflite(job.model, job.spec, q, representative=job.calibration, source=lite)
+                converted = convert_tflite(job.model, job.spec, q, representative=job.calibration, source=lite,
+                                           min_agreement=job.thresholds["min_agreement"],
+                                           max_nrmse=job.thresholds["max_nrmse"])
                 path = os.path.join(lite_dir, FILE_NAMES[q])
                 with open(path, "wb") as f:
                     f.write(converted["content"])
                 key = f"tflite_{q}"
                 written.artifacts[key] = path
                 written.card[key] = {"path": os.path.relpath(path, job.staging), "bytes": os.path.getsize(path),
-                                     "quantization": q, "int8_mode": converted["int8_mode"], "ops": converted["ops"]}
+                                     "quantization": q, "int8_mode": converted["int8_mode"], "ops": converted["ops"],
+                                     **{k: converted[k] for k in ("float_layers", "worst_layers", "calibration_check")
+                                        if k in converted}}
                 written.checks[key] = {"format": self.name, "path": path, "quantization": q}
         written.signatures = {"serving_default": TFLiteModel(written.artifacts["tflite_float32"]).signature()}
         written.card["litert_files"] = {"path": LITE_DIR, "files": write_lite_bundle(lite_dir, job.spec)}
@@ -333,7 +405,7 @@ class LiteRTFormat(ExportFormat):
     def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
         kind = "exact" if entry["quantization"] == "float32" else "quantized"
         return [(key, kind, ctx.examples, lambda: compare(TFLiteModel(entry["path"]).predict(ctx.inputs),
-                                                          ctx.reference, ctx.plan))]
+                                                          ctx.reference, ctx.plan, ctx.labels))]
 
 
 register_format(LiteRTFormat())

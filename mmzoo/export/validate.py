@@ -62,11 +62,14 @@ def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) 
 # ---------------------------------------------------------------------- the check folder
 def write_check_folder(folder: str, *, artifacts: dict, plan: List[dict], raw_rows: List[dict],
                        raw_reference: dict, inputs: dict, reference: dict, thresholds: dict,
-                       warmup_rows: int) -> None:
+                       warmup_rows: int, labels=None) -> None:
     """Everything the fresh process needs: artifact paths, raw examples (base64),
-    validation inputs and the Keras outputs."""
+    validation inputs, their labels when known and the Keras outputs."""
     os.makedirs(folder, exist_ok=True)
     arrays = {f"in:{k}": v for k, v in inputs.items()}
+    if labels is not None:
+        arrays.update({f"label:{k}": v for k, v in labels.items()} if isinstance(labels, dict)
+                      else {"label": labels})
     arrays.update({f"ref:{k}": v for k, v in reference.items()})
     arrays.update({f"rawref:{k}": v for k, v in raw_reference.items()})
     np.savez(os.path.join(folder, "reference.npz"), **arrays)
@@ -95,6 +98,8 @@ def run_checks(folder: str) -> dict:
         raw_reference={k[7:]: data[k] for k in data.files if k.startswith("rawref:")},
         plan=plan_doc["plan"],
         warmup_rows=plan_doc["warmup_rows"],
+        labels=(data["label"] if "label" in data.files else
+                {k[6:]: data[k] for k in data.files if k.startswith("label:")} or None),
     )
     thresholds = plan_doc["thresholds"]
     checks = []

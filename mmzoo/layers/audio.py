@@ -42,13 +42,47 @@ def dft_kernel(n_fft: int) -> np.ndarray:
     return np.concatenate([real, imag], axis=1)[:, None, :].astype(np.float32)
 
 
+def mel_groups(mel: np.ndarray, limit: int = 1024) -> list:
+    """Split a mel filterbank ``[bins, n_mels]`` into groups of consecutive bands with the
+    bin range they cover, ``[(first_band, last_band, low_bin, high_bin), ...]``, each block
+    ``mel[low:high, first:last]`` under ``limit`` elements (TFLite's quantizers leave smaller
+    weights in float32). Together the blocks hold every nonzero weight.
+
+    Example:
+    >>> mel_groups(mel_filterbank(16000, 512, 40, 20.0, 8000.0))[0]
+    (0, 18, 1, 51)
+    """
+    bins, n_mels = mel.shape
+    spans = []
+    for m in range(n_mels):
+        nonzero = np.nonzero(mel[:, m])[0]
+        spans.append((int(nonzero.min()), int(nonzero.max()) + 1) if len(nonzero) else (0, 1))
+    groups, first = [], 0
+    while first < n_mels:
+        (low, high), last = spans[first], first + 1
+        while last < n_mels:
+            lo, hi = min(low, spans[last][0]), max(high, spans[last][1])
+            if (hi - lo) * (last + 1 - first) >= limit:
+                break
+            low, high, last = lo, hi, last + 1
+        groups.append((first, last, low, high))
+        first = last
+    return groups
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
 class LogMelSpectrogram(keras.layers.Layer):
     """Waveform ``[batch, samples]`` to log-mel frames ``[batch, frames, n_mels]``.
 
-    The short-time Fourier transform is a Conv1D with a fixed, windowed DFT kernel and the
-    mel projection a fixed matmul, so the layer converts to TFLite builtin ops only
-    (no RFFT, no Flex ops) and runs under XLA. It has no trainable weights.
+    The short-time Fourier transform is a real FFT of Hann-windowed frames (TFLite's builtin
+    ``RFFT2D``) and the mel projection a few small matmuls over the bins each group of bands
+    covers (the filters are sparse). Both matter for quantized LiteRT: an FFT has no weights
+    and matrices under 1,024 elements are left in float32, so dynamic-range quantization
+    leaves the whole front end in float (a DFT stored as a conv kernel was quantized to int8,
+    and with it the waveform: the log then magnified the noise floor into errors of several
+    nats, see docs/export.md). When ``n_fft`` is not a power of two (TFLite's FFT needs one)
+    the frames go through a Conv1D with a fixed DFT kernel instead. No trainable weights;
+    builtin ops only; runs under XLA.
 
     Args:
         sample_rate: samples per second of the input.
@@ -94,9 +128,12 @@ class LogMelSpectrogram(keras.layers.Layer):
                 f"Need 0 <= fmin < fmax <= sample_rate / 2. Received: fmin={self.fmin}, "
                 f"fmax={top}, sample_rate={self.sample_rate}"
             )
-        self._kernel = dft_kernel(self.n_fft)
         self._mel = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, top)
         self._bins = self.n_fft // 2 + 1
+        self._use_fft = self.n_fft & (self.n_fft - 1) == 0
+        self._kernel = None if self._use_fft else dft_kernel(self.n_fft)
+        self._window = np.asarray(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(self.n_fft) / self.n_fft), "float32")
+        self._mel_groups = mel_groups(self._mel)
 
     def num_frames(self, samples: int) -> int:
         return (samples - self.n_fft) // self.hop_length + 1
@@ -109,13 +146,35 @@ class LogMelSpectrogram(keras.layers.Layer):
                 f"Received input shape {tuple(input_shape)}."
             )
 
+    def _frames(self, x):
+        """``[batch, samples]`` -> ``[batch, frames, n_fft]`` (reshapes and slices when the hop
+        divides the frame length, a gather otherwise)."""
+        frames = self.num_frames(x.shape[-1])
+        hop, n_fft = self.hop_length, self.n_fft
+        if n_fft % hop == 0:
+            r = n_fft // hop
+            chunks = ops.reshape(x[:, : (frames + r - 1) * hop], (-1, frames + r - 1, hop))
+            return ops.concatenate([chunks[:, i:i + frames] for i in range(r)], axis=-1)
+        index = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None, :]
+        return ops.take(x, ops.convert_to_tensor(index.astype("int32")), axis=1)
+
+    def _power(self, x):
+        if self._use_fft:
+            real, imag = ops.rfft(self._frames(x) * ops.convert_to_tensor(self._window))
+        else:
+            spec = ops.conv(ops.expand_dims(x, -1), ops.convert_to_tensor(self._kernel), strides=self.hop_length)
+            real, imag = spec[..., : self._bins], spec[..., self._bins :]
+        return real * real + imag * imag
+
     def call(self, inputs):
         # Always float32 inside: squared magnitudes overflow float16.
-        x = ops.expand_dims(ops.cast(inputs, "float32"), -1)
-        spec = ops.conv(x, ops.convert_to_tensor(self._kernel), strides=self.hop_length)
-        real, imag = spec[..., : self._bins], spec[..., self._bins :]
-        power = real * real + imag * imag
-        mel = ops.matmul(power, ops.convert_to_tensor(self._mel))
+        power = self._power(ops.cast(inputs, "float32"))
+        frames = power.shape[1]
+        power = ops.reshape(power, (-1, self._bins))  # 2-D matmuls: no shape ops in the flatbuffer
+        bands = [ops.matmul(power[:, lo:hi], ops.convert_to_tensor(self._mel[lo:hi, first:last]))
+                 for first, last, lo, hi in self._mel_groups]
+        mel = bands[0] if len(bands) == 1 else ops.concatenate(bands, axis=-1)
+        mel = ops.reshape(mel, (-1, frames, self.n_mels))
         return ops.cast(ops.log(mel + self.log_offset), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

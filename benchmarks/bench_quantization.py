@@ -1,0 +1,185 @@
+"""Benchmark: do quantized LiteRT flatbuffers keep trained models' answers?
+
+For every preset (or ``--presets``), a model is trained with `mmzoo.train` on the built-in
+``shapes_vqa`` data (the audio config for presets with audio), and for ``--runs`` (e.g. the
+small-data benchmark's runs, trained on material mmzoo did not generate) the trained model is
+taken as it is. Each is converted to float32 / float16 / dynamic / int8 LiteRT exactly as
+``mmzoo export`` does (int8 calibrated on shuffled training examples), and on the test split
+the script measures each variant's top-1 agreement with the Keras model, its test accuracy
+next to float32's, its size, and for int8 the layers kept in float. Prints one markdown table
+with the targets (agreement >= 98%, accuracy within 1 point of float32) and saves
+``benchmarks/results/quantization.json``.
+
+    python benchmarks/bench_quantization.py [--presets a,b] [--runs runs/small_data/full/runs/select,...]
+        [--max-steps 400] [--test 500] [--work runs/bench_quantization]
+
+Presets with a tabular input have no built-in data with that input: they are listed as
+not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+RESULTS = os.path.join(HERE, "results")
+VARIANTS = ("float16", "dynamic", "int8")
+MIN_AGREEMENT, MAX_ACCURACY_DROP = 0.98, 0.01
+
+
+def train_preset(preset: str, work: str, max_steps: int, seed: int) -> str:
+    """A run folder of ``preset`` trained on shapes_vqa (reused when it is already there)."""
+    import mmzoo
+
+    run_dir = os.path.join(work, preset)
+    if os.path.exists(os.path.join(run_dir, "model.keras")):
+        return run_dir
+    modalities = mmzoo.describe(preset)["modalities"]
+    data = "shapes_vqa/image_text_audio" if "audio" in modalities else "shapes_vqa/image_text"
+    mmzoo.train(preset, data=data, max_steps=max_steps, out=run_dir, overwrite=True, seed=seed, verbose=0)
+    return run_dir
+
+
+def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict:
+    """Every variant of a trained run against its Keras model on the test split."""
+    import numpy as np
+
+    from mmzoo.export import examples as ex
+    from mmzoo.export.outputs import keras_reference, output_plan
+    from mmzoo.export.parity import compare
+    from mmzoo.export.source import load_source
+    from mmzoo.export.tflite import LiteSource, TFLiteModel, convert_tflite
+    from mmzoo.tasks.targets import Target
+    from mmzoo.training.trainer import open_data
+
+    src = load_source(run_dir)
+    model, spec = src.model, src.spec
+    data = open_data(src.config["data"], spec=spec)
+    calibration = ex.calibration_examples(data, calibration_examples)
+    test = ex.data_examples(data, "test", test_examples)
+    labels = _labels(data, test_examples)
+    plan = output_plan(spec)
+    reference = keras_reference(model, test, plan)
+    target = Target.from_plan(plan[0])
+    keras_accuracy = _accuracy(reference[target.primary], labels)
+    row = {"preset": src.preset, "run": run_dir, "examples": len(labels), "keras_accuracy": keras_accuracy,
+           "variants": {}}
+    with LiteSource(model, spec) as source:
+        for q in ("float32",) + VARIANTS:
+            started = time.perf_counter()
+            converted = convert_tflite(model, spec, q, representative=calibration, source=source)
+            seconds = time.perf_counter() - started
+            out = TFLiteModel(converted["content"]).predict(test)
+            figures = compare(out, reference, plan)
+            entry = {"bytes": len(converted["content"]), "agreement": figures["agreement"],
+                     "accuracy": _accuracy(out[target.primary], labels), "seconds": round(seconds, 1),
+                     "int8_mode": converted.get("int8_mode")}
+            if q == "int8":
+                entry["float_layers"] = [f["layer"] for f in converted["float_layers"]]
+            if q != "float32":
+                entry["worst_layers"] = converted.get("worst_layers", [])[:3]
+            row["variants"][q] = entry
+    f32 = row["variants"]["float32"]
+    for q in VARIANTS:
+        e = row["variants"][q]
+        e["size_vs_float32"] = round(e["bytes"] / f32["bytes"], 3)
+        e["passed"] = bool(e["agreement"] is not None and e["agreement"] >= MIN_AGREEMENT
+                           and e["accuracy"] >= keras_accuracy - MAX_ACCURACY_DROP)
+    del np
+    return row
+
+
+def _labels(data, n: int):
+    import numpy as np
+
+    ys = []
+    for _, y in data.dataset("test", batch_size=None, shuffle=False).take(n).as_numpy_iterator():
+        ys.append(y if not isinstance(y, dict) else next(iter(y.values())))
+    return np.asarray(ys)
+
+
+def _accuracy(scores, labels) -> float:
+    import numpy as np
+
+    scores = np.asarray(scores)
+    if scores.ndim == 2 and scores.shape[-1] > 1 and labels.ndim == 1:
+        return round(float(np.mean(scores.argmax(-1) == labels)), 4)
+    return float("nan")
+
+
+def table(rows: list) -> str:
+    lines = ["| model | Keras acc | " + " | ".join(f"{q} agree / acc / size" for q in VARIANTS)
+             + " | int8 kept in float |", "|---" * (3 + len(VARIANTS)) + "|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | not measured: {r['error']} |" + " |" * (len(VARIANTS) + 1))
+            continue
+        cells = []
+        for q in VARIANTS:
+            e = r["variants"][q]
+            mark = "" if e["passed"] else " **(fails)**"
+            cells.append(f"{e['agreement']:.1%} / {e['accuracy']:.1%} / {e['size_vs_float32']:.0%}{mark}")
+        kept = ", ".join(p.split("/")[-1] for p in r["variants"]["int8"].get("float_layers", [])) or "-"
+        lines.append(f"| {r['name']} | {r['keras_accuracy']:.1%} | " + " | ".join(cells) + f" | {kept} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", default="all", help="comma-separated presets, 'all' or 'none'")
+    parser.add_argument("--runs", default="", help="comma-separated trained run folders to measure as they are")
+    parser.add_argument("--max-steps", type=int, default=400, help="training steps per preset")
+    parser.add_argument("--test", type=int, default=500, help="test examples compared")
+    parser.add_argument("--calibration", type=int, default=256, help="int8 calibration examples")
+    parser.add_argument("--work", default=os.path.join("runs", "bench_quantization"))
+    parser.add_argument("--out", default=os.path.join(RESULTS, "quantization.json"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import mmzoo
+
+    presets = (mmzoo.list_models() if args.presets == "all" else
+               [] if args.presets == "none" else args.presets.split(","))
+    targets = [(p, None) for p in presets] + [(os.path.basename(r.rstrip("/")), r) for r in args.runs.split(",") if r]
+    rows = []
+    for name, run_dir in targets:
+        started = time.perf_counter()
+        if run_dir is None and "tabular" in mmzoo.describe(name)["modalities"]:
+            rows.append({"name": name, "error": "no built-in data with a tabular input"})
+            continue
+        try:
+            run_dir = run_dir or train_preset(name, args.work, args.max_steps, args.seed)
+            row = measure(run_dir, args.test, args.calibration)
+        except Exception as error:  # noqa: BLE001  (a failure is a result: it goes in the table)
+            row = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+        row["name"] = name if run_dir is None or name in presets else f"{name} ({row.get('preset', '?')})"
+        rows.append(row)
+        print(f"[{name}] {time.perf_counter() - started:.0f}s "
+              + json.dumps({q: {k: v for k, v in e.items() if k in ('agreement', 'accuracy')}
+                            for q, e in row.get("variants", {}).items()} or row.get("error")), flush=True)
+    text = table(rows)
+    print("\n" + text)
+    measured = [r for r in rows if "variants" in r]
+    passed = sum(all(r["variants"][q]["passed"] for q in VARIANTS) for r in measured)
+    print(f"\n{passed} of {len(measured)} models keep >= {MIN_AGREEMENT:.0%} agreement and accuracy within "
+          f"{MAX_ACCURACY_DROP:.0%} of Keras in every quantized variant (target: all).")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   "python": platform.python_version(), "cpu_count": os.cpu_count(), "args": vars(args),
+                   "targets": {"min_agreement": MIN_AGREEMENT, "max_accuracy_drop": MAX_ACCURACY_DROP},
+                   "results": rows}, f, indent=1)
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Post-training quantization that keeps the model's answers.
+
+Where the error entered (measured on models trained with ``mmzoo train`` on held-out data;
+docs/export.md has the figures):
+
+- the log-mel front end: a DFT stored as conv weights was quantized to int8, and with it
+  the waveform; the log then turned the noise floor into errors of several nats. The front
+  end is now an FFT with small mel blocks (`mmzoo.layers.LogMelSpectrogram`): dynamic-range
+  quantization leaves it in float by construction, and full int8 keeps it in float here.
+- attention (`keras.layers.MultiHeadAttention`): its masked logits hold a large negative
+  fill for padding, so one int8 scale spans ~1e9 and every real logit rounds to the same
+  value; products of two activations (q.k, p.v) add to it.
+
+Full int8 keeps those layers (`FLOAT_LAYERS`) in float32 and quantizes the rest: TFLite's
+quantization debugger (``tf.lite.experimental.QuantizationDebugger``) calibrates once and
+rebuilds the model with the float layers' ops denylisted. When a variant still disagrees with
+float32 on the calibration examples, `layer_errors` finds the layer whose output error is
+largest and that layer is kept in float too (a few rounds at most). Every variant records
+what stayed in float and the layers that lose the most.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import warnings
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+#: Layer classes kept in float32 in full-int8 flatbuffers, with the reason (shown in the card).
+FLOAT_LAYERS = {
+    "LogMelSpectrogram": "log-mel front end: an 8-bit power spectrum loses everything below "
+                         "-48 dB and the log magnifies it",
+    "MultiHeadAttention": "attention: the padding mask's large negative logits take the whole "
+                          "int8 range of the scores",
+    "LayerNormalization": "layer norm: the variance and its inverse square root span orders of "
+                          "magnitude one int8 scale cannot hold",
+}
+
+LayerPath = Tuple[str, ...]
+
+
+def layer_paths(model) -> Dict[LayerPath, object]:
+    """Every layer under ``model`` by its path of names, e.g. ``("backbone", "fusion",
+    "text_attends")`` (the name scopes of the traced graph)."""
+    found: Dict[LayerPath, object] = {}
+
+    def walk(layer, prefix: LayerPath) -> None:
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            path = prefix + (child.name,)
+            if path in found:
+                continue
+            found[path] = child
+            walk(child, path)
+
+    walk(model, ())
+    return found
+
+
+def leaf_paths(model) -> List[LayerPath]:
+    """The paths of the layers that are not themselves models (where errors are attributed)."""
+    import keras
+
+    return [p for p, layer in layer_paths(model).items() if not isinstance(layer, keras.Model)]
+
+
+def float_layer_paths(model) -> Dict[LayerPath, str]:
+    """The layers of ``model`` that full int8 keeps in float, with the reason."""
+    out = {}
+    for path, layer in layer_paths(model).items():
+        for cls in type(layer).__mro__:
+            if cls.__name__ in FLOAT_LAYERS:
+                out[path] = FLOAT_LAYERS[cls.__name__]
+                break
+    return out
+
+
+_SUFFIX = re.compile(r"_\d+$")
+
+
+def _segments(tensor_name: str) -> List[List[str]]:
+    """Each ';'-joined part of a tensor name as its path segments, with and without the
+    ``_N`` uniquifier the graph adds to name scopes."""
+    return [part.split(":")[0].split("/") for part in tensor_name.split(";") if part]
+
+
+def _under(segments: List[str], path: LayerPath) -> bool:
+    """Whether the name scopes ``segments`` (after the model's own scope) run through ``path``."""
+    k = len(path)
+    for start in range(len(segments) - k + 1):
+        if all(segments[start + i] in (name, f"{name}_1") or _SUFFIX.sub("", segments[start + i]) == name
+               for i, name in enumerate(path)):
+            return True
+    return False
+
+
+def layer_of(tensor_name: str, paths: Iterable[LayerPath]) -> Optional[LayerPath]:
+    """The deepest layer path a tensor name belongs to (None if none)."""
+    best = None
+    for parts in _segments(tensor_name):
+        for path in paths:
+            if (best is None or len(path) > len(best)) and _under(parts, path):
+                best = path
+    return best
+
+
+def tensor_names(content: bytes) -> List[str]:
+    """The output tensor names of every op in a flatbuffer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(content))
+    names = []
+    for op in interpreter._get_ops_details():
+        for index in op["outputs"]:
+            names.append(interpreter._get_tensor_details(index, 0)["name"])
+    return names
+
+
+def _quiet():
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+class Int8Quantizer:
+    """Calibrate once, then build full-int8 flatbuffers with chosen layers left in float.
+
+    Args:
+        saved_model: the conversion SavedModel (`mmzoo.export.tflite.LiteSource.path`).
+        representative: model inputs ``{name: [n, ...]}`` for calibration.
+
+    Example:
+    >>> q = Int8Quantizer(source.path, calibration)  # doctest: +SKIP
+    >>> content = q.quantize(keep_float=[("backbone", "fusion", "text_attends")])
+    """
+
+    def __init__(self, saved_model: str, representative: Dict[str, np.ndarray]):
+        import tensorflow as tf
+
+        self._tf = tf
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        n = len(next(iter(representative.values())))
+        converter.representative_dataset = lambda: ({k: v[i:i + 1] for k, v in representative.items()}
+                                                    for i in range(n))
+        order: List[str] = []
+
+        def debug_rows():  # the debugger feeds inputs as a list, in the interpreter's order
+            for i in range(min(n, 8)):
+                yield [representative[k][i:i + 1] for k in order]
+
+        with _quiet():
+            self.debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_rows)
+        for detail in self.debugger._quant_interpreter.get_input_details():
+            order.append(_input_key(detail["name"], representative))
+        self.names = tensor_names(self.debugger.calibrated_model)
+
+    def quantize(self, keep_float: Sequence[LayerPath] = ()) -> bytes:
+        """A full-int8 flatbuffer (float32 inputs and outputs) with the ops of the layers in
+        ``keep_float`` left in float32."""
+        deny = sorted({n for n in self.names if any(_under(p, path) for p in _segments(n) for path in keep_float)})
+        with _quiet():
+            self.debugger.options = self._tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
+            return self.debugger.get_nondebug_quantized_model()
+
+
+def _input_key(tensor_name: str, inputs: Dict[str, np.ndarray]) -> str:
+    base = tensor_name.split(":")[0]
+    for key in inputs:
+        if base == key or base.endswith("_" + key):
+            return key
+    raise KeyError(f"Cannot match the flatbuffer input {tensor_name!r} to the inputs {sorted(inputs)}.")
+
+
+def _dequantized(interpreter, detail) -> Optional[np.ndarray]:
+    try:
+        value = interpreter.get_tensor(detail["index"])
+    except ValueError:
+        return None
+    if value.dtype in (np.int8, np.uint8, np.int16):
+        scale, zero = detail["quantization"]
+        if not scale:
+            return None
+        return (value.astype(np.float32) - zero) * scale
+    if value.dtype != np.float32:
+        return None
+    return value
+
+
+def _all_tensors(content: bytes, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Every float (or dequantized) tensor of one run, by name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with warnings.catch_warnings():  # "for debugging purposes only": that is what this is
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_content=bytes(content), experimental_preserve_all_tensors=True)
+    runner = interpreter.get_signature_runner("serving_default")
+    details = runner.get_input_details()
+    runner(**{k: np.ascontiguousarray(np.asarray(v).astype(details[k]["dtype"])) for k, v in inputs.items()})
+    out = {}
+    for detail in interpreter.get_tensor_details():
+        value = _dequantized(interpreter, detail)
+        if value is not None and value.size:
+            out[detail["name"]] = value
+    return out
+
+
+def layer_errors(float_content: bytes, quantized_content: bytes, inputs: Dict[str, np.ndarray],
+                 paths: Iterable[LayerPath], top: int = 5, exclude: Iterable[LayerPath] = ()) -> List[dict]:
+    """The layers that lose the most between a float32 and a quantized flatbuffer (both with
+    their tensor names), on ``inputs``. A layer's ``relative_error`` is that of its last
+    tensor, ``rms(quantized - float) / rms(float)``; what it ``added`` is that minus the
+    largest error of the layers before it under the same parent (its inputs, roughly).
+    Largest ``added`` first; layers under ``exclude`` (those kept in float) are not listed.
+
+    Example:
+    >>> layer_errors(f32, int8, x, layer_paths(lite_model))[0]  # doctest: +SKIP
+    {'layer': 'backbone/fusion/text_attends', 'relative_error': 0.93, 'added': 0.92}
+    """
+    paths, exclude = list(paths), [tuple(x) for x in exclude]
+    wanted = set(paths)
+    reference = _all_tensors(float_content, inputs)
+    quantized = _all_tensors(quantized_content, inputs)
+    last: Dict[LayerPath, Tuple[int, float]] = {}
+    for position, (name, value) in enumerate(quantized.items()):
+        ref = reference.get(name)
+        if ref is None or ref.shape != value.shape:
+            continue
+        path = layer_of(name, paths)
+        if path is None:
+            continue
+        scale = float(np.sqrt(np.mean(np.square(ref.astype(np.float64)))))
+        error = float(np.sqrt(np.mean(np.square(value.astype(np.float64) - ref)))) / (scale + 1e-12)
+        for depth in range(1, len(path) + 1):  # a tensor also ends its parents' outputs so far
+            prefix = path[:depth]
+            if prefix not in last or position > last[prefix][0]:
+                last[prefix] = (position, error)
+    rows = []
+    for path, (position, error) in last.items():
+        if path not in wanted or any(path[:len(x)] == x for x in exclude):
+            continue
+        before = [e for p, (pos, e) in last.items() if p[:-1] == path[:-1] and p != path and pos < position]
+        added = error - max(before, default=0.0)
+        rows.append({"layer": "/".join(path), "relative_error": round(error, 4), "added": round(added, 4),
+                     "_key": (added, len(path))})
+    rows.sort(key=lambda r: r["_key"], reverse=True)
+    for r in rows:
+        del r["_key"]
+    return rows[:top]
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Top-1 agreement of two score arrays ``[n, classes]`` (or equal signs / rounded values
+    for a single output column)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim >= 2 and a.shape[-1] > 1:
+        return float(np.mean(a.argmax(-1) == b.argmax(-1)))
+    return float(np.mean(np.isclose(a, b, rtol=0.05, atol=0.05)))
+
+
+def choose_float_layers(
+    make: Callable[[Sequence[LayerPath]], bytes],
+    score: Callable[[bytes], Tuple[float, bool]],
+    start: Sequence[LayerPath],
+    worst_layers: Callable[[bytes], List[dict]],
+    candidates: Iterable[LayerPath],
+    rounds: int = 3,
+) -> Tuple[bytes, List[LayerPath], float, List[dict]]:
+    """Start from the ``start`` float layers; while ``score(content)`` says the flatbuffer
+    fails, keep the candidate layer that adds the most error in float too (``rounds`` at
+    most). Returns the flatbuffer, its float layers, its score and the rounds tried.
+
+    Example:
+    >>> content, keep, value, rounds = choose_float_layers(q.quantize, score, [], worst, paths)  # doctest: +SKIP
+    """
+    candidates = set(candidates)
+    keep = list(start)
+    content = make(keep)
+    value, ok = score(content)
+    history = [{"float_layers": ["/".join(p) for p in keep], "agreement": round(value, 4)}]
+    for _ in range(rounds):
+        if ok:
+            break
+        added = next((tuple(e["layer"].split("/")) for e in worst_layers(content)
+                      if tuple(e["layer"].split("/")) in candidates
+                      and not any(tuple(e["layer"].split("/"))[:len(k)] == k for k in keep)), None)
+        if added is None:
+            break
+        keep.append(added)
+        content = make(keep)
+        value, ok = score(content)
+        history.append({"float_layers": ["/".join(p) for p in keep], "agreement": round(value, 4)})
+    return content, keep, value, history

@@ -1,0 +1,116 @@
+"""Quantized LiteRT keeps the answers: where the error entered and what stays in float."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from helpers import fake_inputs, tiny_overrides
+
+import mmzoo
+from mmzoo.export import quantize
+from mmzoo.export.tflite import LiteSource, TFLiteModel, _convert, convert_tflite
+from mmzoo.layers.audio import LogMelSpectrogram, mel_filterbank, mel_groups
+
+
+def speech(n=24, samples=16000, seed=0):
+    """Spoken digits (espeak-ng, committed with the small-data benchmark), at random offsets
+    and levels: a real spectrum with quiet bands, where an 8-bit front end fails."""
+    data = np.load("benchmarks/data/speech_digits.npz")
+    offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
+    rng = np.random.default_rng(seed)
+    wave = np.zeros((n, samples), "float32")
+    for i in range(n):
+        j = rng.integers(len(data["lengths"]))
+        clip = data["samples"][offsets[j]:offsets[j + 1]][:samples] / 32768.0
+        start = rng.integers(0, samples - len(clip) + 1)
+        wave[i, start:start + len(clip)] = clip * rng.uniform(0.2, 1.0)
+    return wave
+
+
+def test_mel_blocks_hold_the_whole_filterbank_in_small_matrices():
+    for rate, n_fft, mels in [(16000, 512, 40), (8000, 256, 20), (16000, 1024, 64), (22050, 2048, 128)]:
+        mel = mel_filterbank(rate, n_fft, mels, 20.0, rate / 2)
+        rebuilt = np.zeros_like(mel)
+        for first, last, lo, hi in mel_groups(mel):
+            assert (hi - lo) * (last - first) < 1024 or last - first == 1
+            rebuilt[lo:hi, first:last] = mel[lo:hi, first:last]
+        np.testing.assert_array_equal(rebuilt, mel)
+
+
+def test_dynamic_range_leaves_the_log_mel_front_end_in_float():
+    inputs = keras.Input((16000,), name="audio")
+    model = keras.Model(inputs, LogMelSpectrogram(16000, n_mels=40)(inputs))
+    with _Saved(model) as path:
+        f32 = TFLiteModel(_convert(path, "float32", None, [tf.lite.OpsSet.TFLITE_BUILTINS]))
+        dyn = TFLiteModel(_convert(path, "dynamic", None, [tf.lite.OpsSet.TFLITE_BUILTINS]))
+    wave = speech()
+    ref = model.predict(wave, verbose=0)
+    # No weight-bearing op is quantized: the same numbers as float32 (the old DFT-as-conv
+    # front end was off by up to 14.8 nats here, a third of the spectrum's norm).
+    assert np.abs(dyn.predict({"audio": wave})["output_0"] - ref).max() < 1e-3
+    assert np.abs(f32.predict({"audio": wave})["output_0"] - ref).max() < 1e-3
+
+
+class _Saved:
+    def __init__(self, model):
+        import tempfile
+        self.model, self.dir = model, tempfile.mkdtemp()
+
+    def __enter__(self):
+        import os
+        path = os.path.join(self.dir, "sm")
+        self.model.export(path, format="tf_saved_model", verbose=False)
+        return path
+
+    def __exit__(self, *exc):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_layer_errors_point_at_where_int8_error_enters():
+    model = mmzoo.build("cnn_gru_melcnn_attention", compile=False, seed=0, **tiny_overrides("cnn_gru_melcnn_attention"))
+    spec = model.spec
+    x = fake_inputs(spec, batch=32, seed=2)
+    x["audio"] = speech(32, spec.audio_samples, seed=1)
+    with LiteSource(model, spec) as source:
+        assert set(source.float_layers) == {
+            ("backbone", "audio_encoder", "log_mel"), ("backbone", "fusion", "audio_attends"),
+            ("backbone", "fusion", "image_attends"), ("backbone", "fusion", "text_attends"),
+            ("backbone", "fusion", "audio_norm"), ("backbone", "fusion", "image_norm"),
+            ("backbone", "fusion", "text_norm")}
+        quantizer = quantize.Int8Quantizer(source.path, x)
+        everything = quantizer.quantize(keep_float=[])
+        rows = quantize.layer_errors(source.float32_content(), everything, x, source.layer_paths, top=50)
+        # With every op in int8, the front end is where the spectrum is lost.
+        by_layer = {r["layer"]: r for r in rows}
+        assert by_layer["backbone/audio_encoder/log_mel"]["relative_error"] > 0.2
+        front = quantizer.quantize(keep_float=[("backbone", "audio_encoder", "log_mel")])
+        rows = quantize.layer_errors(source.float32_content(), front, x, source.layer_paths, top=50)
+        assert "backbone/audio_encoder/log_mel" not in {r["layer"] for r in rows} or \
+            {r["layer"]: r for r in rows}["backbone/audio_encoder/log_mel"]["relative_error"] < 1e-3
+        converted = convert_tflite(model, spec, "int8", representative=x, source=source, strip_names=False)
+    lite = TFLiteModel(converted["content"])
+    details = lite.interpreter.get_tensor_details()
+    dtypes = {}
+    for d in details:
+        layer = quantize.layer_of(d["name"], list(source.float_layers))
+        if layer:
+            dtypes.setdefault(layer, set()).add(d["dtype"].__name__)
+    assert all("float32" in kinds for kinds in dtypes.values()) and len(dtypes) == 7
+    assert converted["int8_mode"] == "selective" and converted["search"][0]["float_layers"]
+
+
+def test_the_search_keeps_the_worst_layer_in_float_until_the_check_passes():
+    made = []
+
+    def make(keep):
+        made.append(list(keep))
+        return str(len(keep)).encode()
+
+    scores = {0: 0.5, 1: 0.9, 2: 0.99}
+    worst = [{"layer": "a/b"}, {"layer": "c"}, {"layer": "d"}]
+    content, keep, value, history = quantize.choose_float_layers(
+        make, lambda c: (scores[int(c)], scores[int(c)] >= 0.98), [],
+        lambda c: [w for w in worst if tuple(w["layer"].split("/")) not in made[-1]],
+        [("a", "b"), ("c",), ("d",)])
+    assert keep == [("a", "b"), ("c",)] and value == 0.99 and len(history) == 3
+    assert history[-1] == {"float_layers": ["a/b", "c"], "agreement": 0.99}
