@@ -64,6 +64,7 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
     model, spec = src.model, src.spec
     data = open_data(src.config["data"], spec=spec)
     calibration = ex.calibration_examples(data, calibration_examples)
+    check = ex.data_examples(data, "validation", calibration_examples)  # as `mmzoo export` does
     test = ex.data_examples(data, "test", test_examples)
     labels = _labels(data, test_examples)
     plan = output_plan(spec)
@@ -75,7 +76,7 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
     with LiteSource(model, spec) as source:
         for q in ("float32",) + VARIANTS:
             started = time.perf_counter()
-            converted = convert_tflite(model, spec, q, representative=calibration, source=source)
+            converted = convert_tflite(model, spec, q, representative=calibration, source=source, check_inputs=check)
             seconds = time.perf_counter() - started
             out = TFLiteModel(converted["content"]).predict(test)
             figures = compare(out, reference, plan)

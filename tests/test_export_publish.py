@@ -92,6 +92,13 @@ def test_cli_exports_validates_and_publishes_every_format(run, capsys):
     assert abs(checks["tflite_int8"]["scores"]["accuracy"] - validation["keras_scores"]["accuracy"]) <= 0.05
     assert checks["saved_model.predict_preprocessed"]["scores"] == validation["keras_scores"]
     assert "test accuracy=" in printed and "Keras test accuracy" in printed
+    # The card's variant table: what a person picks a flatbuffer by.
+    table = card["variants"]
+    assert sorted(table) == ["tflite_dynamic", "tflite_float16", "tflite_float32", "tflite_int8"]
+    assert table["tflite_int8"]["agreement"] == checks["tflite_int8"]["agreement"]
+    assert table["tflite_int8"]["test_scores"] == checks["tflite_int8"]["scores"]
+    assert table["tflite_int8"]["size_vs_float32"] == round(sizes["tflite_int8"] / sizes["tflite_float32"], 3)
+    assert table["tflite_dynamic"]["worst_layers"] and table["tflite_float32"]["float_layers"] == []
     assert not [op for a in card["artifacts"].values() for op in a.get("ops", []) if op.startswith("Flex")]
 
     # Warmup: real PredictionLog records for this model name and signature.

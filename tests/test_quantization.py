@@ -2,10 +2,12 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import fake_inputs, tiny_overrides
 
 import mmzoo
+import mmzoo.datasets
 from mmzoo.export import quantize
 from mmzoo.export.tflite import LiteSource, TFLiteModel, _convert, convert_tflite
 from mmzoo.layers.audio import LogMelSpectrogram, mel_filterbank, mel_groups
@@ -114,3 +116,27 @@ def test_the_search_keeps_the_worst_layer_in_float_until_the_check_passes():
         [("a", "b"), ("c",), ("d",)])
     assert keep == [("a", "b"), ("c",)] and value == 0.99 and len(history) == 3
     assert history[-1] == {"float_layers": ["a/b", "c"], "agreement": 0.99}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["cnn_gru_attention", "cnn_gru_film"])
+def test_shipped_models_keep_their_answers_quantized(preset, tmp_path, tfds_full):
+    """The shipped shapes_vqa weights, exported as users do: every quantized variant passes
+    the 98% gate on the 1,000-example test split and keeps test accuracy within a point."""
+    model = mmzoo.build(preset, weights="shapes_vqa")
+    data = mmzoo.datasets.load("shapes_vqa", config="image_text", data_dir=tfds_full, spec=model.spec)
+    result = mmzoo.export(model, out=str(tmp_path), formats="tflite", quantize="float16,dynamic,int8",
+                          data=data, num_samples=1000, validate="inline")
+    validation = result.card["validation"]
+    keras_accuracy = validation["keras_scores"]["accuracy"]
+    assert keras_accuracy > 0.9 and validation["inputs"]["examples"] == 1000
+    for check in validation["checks"]:
+        assert check["agreement"] >= 0.98, check
+        assert check["scores"]["accuracy"] >= keras_accuracy - 0.01, check
+    sizes = {k: v["bytes"] for k, v in result.card["artifacts"].items() if "bytes" in v}
+    assert sizes["tflite_int8"] < 0.8 * sizes["tflite_float32"]  # the layers kept in float keep float weights
+
+
+@pytest.fixture(scope="module")
+def tfds_full(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds_full"))

@@ -231,6 +231,16 @@ def test_melcnn_learns_spoken_digits(tmp_path):
                       seed=0, verbose=0)
     accuracy = run.metrics["test"]["accuracy"]
     assert accuracy >= 0.6, f"spoken digits: test accuracy {accuracy:.2f} (chance 0.10)"
+    # The phone gets the same answers: dynamic-range and int8 flatbuffers of this model pass the
+    # 98% agreement gate on the test split (both failed it before the FFT front end).
+    result = mmzoo.export(str(tmp_path / "run"), out=str(tmp_path / "models"), formats="tflite",
+                          quantize="dynamic,int8", validate="inline", num_samples=200)
+    checks = {c["check"]: c for c in result.card["validation"]["checks"]}
+    keras_accuracy = result.card["validation"]["keras_scores"]["accuracy"]
+    for q in ("dynamic", "int8"):
+        assert checks[f"tflite_{q}"]["agreement"] >= 0.98, checks[f"tflite_{q}"]
+        assert checks[f"tflite_{q}"]["scores"]["accuracy"] >= keras_accuracy - 0.01
+    assert result.card["artifacts"]["tflite_int8"]["float_layers"][0]["layer"] == "backbone/audio_encoder/log_mel"
 
 
 def test_small_images_get_a_smaller_input(tmp_path):

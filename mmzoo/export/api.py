@@ -209,9 +209,11 @@ def export(
         )
     raw_inputs = ex.preprocess_examples(raw_rows, spec)
     data = _resolve_data(data, src, spec)
-    calibration = validation = labels = None
+    calibration = validation = labels = check_inputs = None
     if data is not None:
         calibration = ex.calibration_examples(data, max(num_samples, ex.CALIBRATION_EXAMPLES), seed)
+        # Quantized variants are judged while they are made on examples calibration did not see.
+        check_inputs = ex.data_examples(data, "validation", ex.CALIBRATION_EXAMPLES)
         for split in ("test", "validation"):
             validation, labels = ex.data_examples(data, split, num_samples, with_labels=True)
             if validation is not None:
@@ -238,7 +240,7 @@ def export(
     # The servable format (the SavedModel) writes first: its size is its folder's.
     chosen = sorted((get_format(f) for f in formats), key=lambda fmt: not fmt.servable)
     job = ExportJob(model=model, spec=spec, name=name, staging=staging, scratch=check_dir + "-scratch",
-                    raw_rows=raw_rows, calibration=calibration, quantize=quantize, xla=xla,
+                    raw_rows=raw_rows, calibration=calibration, check_inputs=check_inputs, quantize=quantize, xla=xla,
                     warmup_requests=warmup_requests, log=log, thresholds=thresholds)
     written: Dict[str, Written] = {}
     try:
@@ -293,6 +295,7 @@ def export(
             artifacts=artifact_card, validation=report, warmup=sections.get("warmup"),
             rest_rows=raw_rows[:1], options=options,
         )
+        card["variants"] = variant_table(artifact_card, report)
         card, final = _publish(model_root, staging, version, card, chosen, started)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,6 +310,36 @@ def export(
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")
     return ExportResult(name, card["version"], final, final_artifacts, sizes, parity, card)
+
+
+def variant_table(artifacts: dict, report: Optional[dict]) -> Dict[str, dict]:
+    """Per TFLite variant, what a person picks one by: size, agreement with Keras and test
+    accuracy (from validation), what int8 kept in float and the layers that lose the most
+    (the model card's ``variants``; dropped variants are in ``validation.dropped``).
+
+    Example:
+    >>> load_model_card("export/models/shapes/1")["variants"]["tflite_int8"]["agreement"]  # doctest: +SKIP
+    0.994
+    """
+    checks = {c["check"]: c for c in (report or {}).get("checks", [])}
+    float32 = artifacts.get("tflite_float32", {}).get("bytes")
+    table = {}
+    for key, entry in artifacts.items():
+        if "quantization" not in entry:
+            continue
+        check = checks.get(key, {})
+        table[key] = {
+            "quantization": entry["quantization"],
+            "bytes": entry["bytes"],
+            "size_vs_float32": round(entry["bytes"] / float32, 3) if float32 else None,
+            "agreement": check.get("agreement"),
+            "max_abs_diff": check.get("max_abs_diff"),
+            "test_scores": check.get("scores"),
+            "int8_mode": entry.get("int8_mode"),
+            "float_layers": [f["layer"] for f in entry.get("float_layers", [])],
+            "worst_layers": entry.get("worst_layers", [])[:3],
+        }
+    return table
 
 
 def _is_quantized(check: str, variants: dict) -> bool:

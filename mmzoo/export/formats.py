@@ -27,6 +27,7 @@ class ExportJob:
     scratch: str            # a private temporary folder (removed afterwards)
     raw_rows: List[dict]    # raw examples (warmup requests, REST examples)
     calibration: dict       # model inputs for int8 calibration
+    check_inputs: Optional[dict] = None  # inputs quantized variants are checked on while made
     quantize: List[str] = dataclasses.field(default_factory=list)
     xla: bool = False
     warmup_requests: int = 4
