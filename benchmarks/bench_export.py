@@ -12,8 +12,9 @@ All contenders are measured in turn, --rounds times, in a shuffled order, so a s
 the machine hits them alike: figures are medians over rounds, target ratios medians of
 per-round ratios. Results go to benchmarks/results/export.json and export.png
 (export_<preset>.* for another preset). LiteRT runs with one thread per core (mmzoo's default;
-LiteRT's own default is one thread). Untrained weights: speed and size do not depend on
-training.
+LiteRT's own default is one thread). Presets with shipped weights use them (calibrated on
+shapes_vqa as ``mmzoo export --data`` does): what int8 keeps in float, and so its speed and
+size, depends on the trained weights; others run untrained.
 """
 
 from __future__ import annotations
@@ -62,13 +63,18 @@ def main(argv=None) -> int:
     from mmzoo.training.quickstart import DEFAULT_PRESET
 
     args.preset = args.preset or DEFAULT_PRESET
+    from mmzoo import pretrained
     from mmzoo.export.examples import preprocess_examples, random_inputs, raw_batch, synthetic_examples
     from mmzoo.export.saved_model import directory_size, write_saved_model
     from mmzoo.export.source import serving_model
     from mmzoo.export.tflite import LiteSource, TFLiteModel, convert_tflite
 
-    vocab = ["<pad>", "<unk>"] + [f"word{i}" for i in range(5000)]
-    model = mmzoo.build(args.preset, compile=False, seed=0, vocabulary=vocab, vocab_size=len(vocab))
+    trained = "shapes_vqa" in pretrained.available().get(args.preset, {})
+    if trained:  # quantized variants depend on the weights: take the shipped ones when there are
+        model = mmzoo.build(args.preset, weights="shapes_vqa")
+    else:
+        vocab = ["<pad>", "<unk>"] + [f"word{i}" for i in range(5000)]
+        model = mmzoo.build(args.preset, compile=False, seed=0, vocabulary=vocab, vocab_size=len(vocab))
     spec = model.spec
     rows = synthetic_examples(spec, 64, seed=0)
     raw64, pre64 = raw_batch(rows, spec), preprocess_examples(rows, spec)
@@ -124,10 +130,22 @@ def main(argv=None) -> int:
     p1, p64 = tensors(pre1), tensors(pre64)
     bench("plain model.export (decoded inputs)", signature_caller(plain_fn), p1, p64)
 
-    calibration = {k: np.concatenate([v, random_inputs(spec, 64, 1)[k]]) for k, v in pre64.items()}
+    check = None
+    if trained:  # calibrate and check as `mmzoo export --data` does
+        import mmzoo.datasets
+        from mmzoo.export.examples import calibration_examples, data_examples
+
+        config = "image_text_audio_small" if "audio" in spec.modalities else "image_text_small"
+        data = mmzoo.datasets.load("shapes_vqa", config=config, spec=spec)
+        calibration, check = calibration_examples(data), data_examples(data, "validation", 256)
+    else:
+        calibration = {k: np.concatenate([v, random_inputs(spec, 64, 1)[k]]) for k, v in pre64.items()}
+    float_layers = []
     with LiteSource(model, spec) as source:
         for q in ("float32", "float16", "dynamic", "int8"):
-            converted = convert_tflite(model, spec, q, representative=calibration, source=source)
+            converted = convert_tflite(model, spec, q, representative=calibration, source=source, check_inputs=check)
+            if q == "int8":
+                float_layers = [f["layer"] for f in converted["float_layers"]]
             path = os.path.join(work, f"model_{q}.tflite")
             with open(path, "wb") as f:
                 f.write(converted["content"])
@@ -143,6 +161,12 @@ def main(argv=None) -> int:
         shapes = spec.input_shapes()
         specs = [tf.TensorSpec([None] + list(shapes[m]), spec.input_dtypes()[m], name=m) for m in spec.modalities]
         copy = serving_model(model, unroll=True)
+        from mmzoo.export.source import _all_layers
+        from mmzoo.layers.audio import LogMelSpectrogram
+
+        for layer in _all_layers(copy):
+            if isinstance(layer, LogMelSpectrogram):
+                layer.use_dft_conv()  # tf2onnx converts no FFT with a dynamic batch
         fn = tf.function(lambda *xs: copy(dict(zip(spec.modalities, xs)), training=False))
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -187,38 +211,53 @@ def main(argv=None) -> int:
         return statistics.median(fn(row) for row in per_round)
 
     SM, LITE = "SavedModel predict_preprocessed", "TFLite float32 (LiteRT, XNNPACK)"
+    INT8, ONNX = "TFLite int8 (LiteRT, XNNPACK)", "ONNX Runtime (tf2onnx)"
     RAW, PLAIN = "SavedModel serving_default", "plain model.export (decoded inputs)"
-    XLA = "SavedModel serving_default (xla)"
-    print("\ntargets (medians of per-round ratios)")
+    XLA, DECODE = "SavedModel serving_default (xla)", "SavedModel preprocess (decoding only)"
+    peak = matmul_peak()
+    print(f"\nthis machine's float32 matmul peak (measured, {os.cpu_count()} cores): {peak:.0f} GFLOP/s")
+    print("targets (medians of per-round ratios)")
     checks = [
-        ("TFLite f32 batch-64 throughput >= 1.5x SavedModel", ratio(lambda r: r[LITE][1] / r[SM][1]), ">=", 1.5),
-        ("TFLite f32 batch-1 latency <= 0.25x SavedModel", ratio(lambda r: r[LITE][0] / r[SM][0]), "<=", 0.25),
+        ("int8 batch-64 throughput >= 2x float32 LiteRT", ratio(lambda r: r[INT8][1] / r[LITE][1]), ">=", 2.0),
+        ("int8 batch-1 latency below float32's", ratio(lambda r: r[INT8][0] / r[LITE][0]), "<", 1.0),
         ("int8 size <= 30% of float32", sizes["tflite_int8"] / sizes["tflite_float32"], "<=", 0.30),
-        ("raw signature batch-1 latency <= 1.10x plain export", ratio(lambda r: r[RAW][0] / r[PLAIN][0]), "<=", 1.10),
-        ("raw signature batch-64 time <= 1.10x plain export", ratio(lambda r: r[PLAIN][1] / r[RAW][1]), "<=", 1.10),
-        ("--xla batch-1 latency <= 1/3 of plain signature", ratio(lambda r: r[XLA][0] / r[RAW][0]), "<=", 1 / 3),
+        ("float32 LiteRT batch-64 share of the matmul peak", ratio(lambda r: r[LITE][1]) * flops / 1e9 / peak,
+         ">=", 0.85),
+        ("model part (predict_preprocessed) batch-1 vs plain export", ratio(lambda r: r[SM][0] / r[PLAIN][0]),
+         "<=", 1.05),
+        ("model part batch-64 time vs plain export", ratio(lambda r: r[PLAIN][1] / r[SM][1]), "<=", 1.05),
     ]
+    if ONNX in per_round[0]:
+        checks.insert(3, ("float32 LiteRT batch-64 >= ONNX Runtime", ratio(lambda r: r[LITE][1] / r[ONNX][1]),
+                          ">=", 1.0))
+
+    def met(value, op, target):
+        return {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+
     for label, value, op, target in checks:
-        ok = value >= target if op == ">=" else value <= target
-        print(f"  {'met ' if ok else 'MISS'} {label:<52} {value:6.2f} (target {op} {target:.2f})")
-    print("\nalso")
+        print(f"  {'met ' if met(value, op, target) else 'MISS'} {label:<58} {value:6.2f} (target {op} {target:.2f})")
+    print(f"  int8 keeps in float: {', '.join(float_layers) or 'nothing'} "
+          f"({'shipped shapes_vqa weights' if trained else 'untrained weights, random calibration'})")
+    print("\nalso (earlier targets, for the record)")
     model_part = ratio(lambda r: r[SM][0] / r[PLAIN][0])
     decode_share = ratio(lambda r: (r[RAW][0] - r[SM][0]) / r[RAW][0])
-    print(f"  model part: predict_preprocessed batch-1 latency / plain export {model_part:.2f}x")
-    print(f"  decoding share of the raw signature's batch-1 latency      {decode_share:.0%}")
-    DECODE = "SavedModel preprocess (decoding only)"
+    decode_us = ratio(lambda r: 1e6 / r[DECODE][1])
+    print(f"  raw-input signature: decoding costs {decode_us:.0f} us per example at batch 64 "
+          f"({decode_share:.0%} of the raw signature's batch-1 latency)")
+    print(f"  TFLite f32 batch-64 / SavedModel {ratio(lambda r: r[LITE][1] / r[SM][1]):.2f}x, batch-1 latency "
+          f"{ratio(lambda r: r[LITE][0] / r[SM][0]):.2f}x; --xla batch-1 / plain signature "
+          f"{ratio(lambda r: r[XLA][0] / r[RAW][0]):.2f}x (the XLA target is on the GPU check list)")
     decode_cost = ratio(lambda r: r[PLAIN][1] / r[DECODE][1])
-    print(f"  decoding alone, batch 64: {decode_cost:.0%} of the plain export's time (where the model "
-          f"keeps every core busy, the raw signature takes about 1 + this)")
 
     record = {
         "preset": args.preset, "rounds": args.rounds, "repeats": args.repeats, "date": time.strftime("%Y-%m-%d"),
         "latency_ms_batch1": {name: lat for name, lat, _ in results},
         "examples_per_s_batch64": {name: thr for name, _, thr in results},
         "sizes_bytes": sizes,
-        "targets": {label: {"value": value, "target": f"{op} {target:.2f}",
-                            "met": value >= target if op == ">=" else value <= target}
+        "targets": {label: {"value": value, "target": f"{op} {target:.2f}", "met": met(value, op, target)}
                     for label, value, op, target in checks},
+        "weights": "shapes_vqa" if trained else "untrained", "int8_float_layers": float_layers,
+        "matmul_peak_gflops": peak, "decode_us_per_example_batch64": decode_us,
         "model_part_ratio": model_part, "decode_share_batch1": decode_share,
         "model_mflop_per_example": flops / 1e6, "decode_cost_batch64": decode_cost,
     }
@@ -229,6 +268,18 @@ def main(argv=None) -> int:
     plot(results, args.preset, os.path.join(RESULTS, f"{stem}.png"))
     print(f"saved {os.path.join(RESULTS, stem + '.json')} and {stem}.png")
     return 0
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large float32 matmul on every core (TensorFlow's oneDNN, the best of
+    ``repeats``): what this CPU's FMA units deliver in practice."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    fn = tf.function(lambda x: tf.linalg.matmul(x, x))
+    fn(a).numpy()
+    best = min(timed(lambda: fn(a).numpy(), 1, 0) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
 
 
 def model_flops(model, spec) -> int:

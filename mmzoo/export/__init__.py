@@ -37,6 +37,9 @@ _LAZY = {
     "write_warmup_requests": ("mmzoo.export.warmup", "write_warmup_requests"),
     "read_warmup_requests": ("mmzoo.export.warmup", "read_warmup_requests"),
     "synthetic_examples": ("mmzoo.export.examples", "synthetic_examples"),
+    "calibration_examples": ("mmzoo.export.examples", "calibration_examples"),
+    "layer_errors": ("mmzoo.export.quantize", "layer_errors"),
+    "FLOAT_LAYERS": ("mmzoo.export.quantize", "FLOAT_LAYERS"),
     "load_model_card": ("mmzoo.export.model_card", "load_model_card"),
     "add_export_commands": ("mmzoo.export.cli", "add_export_commands"),
 }

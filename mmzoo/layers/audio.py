@@ -135,6 +135,12 @@ class LogMelSpectrogram(keras.layers.Layer):
         self._window = np.asarray(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(self.n_fft) / self.n_fft), "float32")
         self._mel_groups = mel_groups(self._mel)
 
+    def use_dft_conv(self) -> None:
+        """Compute the STFT as a Conv1D with a fixed DFT kernel from now on (same numbers to
+        ~1e-4): for converters without FFT support, e.g. tf2onnx. Before the layer is traced."""
+        self._use_fft = False
+        self._kernel = dft_kernel(self.n_fft)
+
     def num_frames(self, samples: int) -> int:
         return (samples - self.n_fft) // self.hop_length + 1
 
@@ -160,7 +166,14 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def _power(self, x):
         if self._use_fft:
-            real, imag = ops.rfft(self._frames(x) * ops.convert_to_tensor(self._window))
+            frames = self._frames(x) * ops.convert_to_tensor(self._window)
+            if keras.backend.backend() == "tensorflow":
+                # |rfft|: ComplexAbs, the one consumer of an FFT that tf2onnx converts (Real
+                # and Imag are not); TFLite's COMPLEX_ABS is a builtin.
+                import tensorflow as tf
+
+                return ops.square(tf.abs(tf.signal.rfft(frames)))
+            real, imag = ops.rfft(frames)
         else:
             spec = ops.conv(ops.expand_dims(x, -1), ops.convert_to_tensor(self._kernel), strides=self.hop_length)
             real, imag = spec[..., : self._bins], spec[..., self._bins :]
