@@ -173,13 +173,65 @@ def main(argv=None) -> int:
     print(f"\n{passed} of {len(measured)} models keep >= {MIN_AGREEMENT:.0%} agreement and accuracy within "
           f"{MAX_ACCURACY_DROP:.0%} of Keras in every quantized variant (target: all).")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   "python": platform.python_version(), "cpu_count": os.cpu_count(), "args": vars(args),
-                   "targets": {"min_agreement": MIN_AGREEMENT, "max_accuracy_drop": MAX_ACCURACY_DROP},
-                   "results": rows}, f, indent=1)
-    print(f"saved {args.out}")
+        json.dump({"date": stamp, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+                   "max_steps": args.max_steps, "test_examples": args.test, "passed": f"{passed} of {len(measured)}",
+                   "min_agreement": MIN_AGREEMENT, "max_accuracy_drop": MAX_ACCURACY_DROP,
+                   "results": summary(rows)}, f, indent=1)
+    details = os.path.join(os.path.splitext(args.out)[0], "details.json")  # everything, per variant
+    os.makedirs(os.path.dirname(details), exist_ok=True)
+    with open(details, "w", encoding="utf-8") as f:
+        json.dump({"date": stamp, "args": vars(args), "results": rows}, f, indent=1)
+    plot(rows, os.path.splitext(args.out)[0] + ".png")
+    print(f"saved {args.out}, {details} and the chart")
     return 0
+
+
+def summary(rows: list) -> dict:
+    """One flat row per model (the guide renders it as a table)."""
+    out = {}
+    for r in rows:
+        if "variants" not in r:
+            out[r["name"]] = {"error": r.get("error")}
+            continue
+        row = {"keras accuracy": r["keras_accuracy"]}
+        for q in VARIANTS:
+            e = r["variants"][q]
+            row[f"{q} agreement"] = e["agreement"]
+            row[f"{q} accuracy"] = e["accuracy"]
+        row["int8 size vs float32"] = r["variants"]["int8"]["size_vs_float32"]
+        row["int8 kept in float"] = ", ".join(r["variants"]["int8"].get("float_layers", [])) or "-"
+        row["passed"] = all(r["variants"][q]["passed"] for q in VARIANTS)
+        out[r["name"]] = row
+    return out
+
+
+def plot(rows: list, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if "variants" in r]
+    if not measured:
+        return
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(measured) * len(VARIANTS) / 2 + 2))
+    height = 0.8 / len(VARIANTS)
+    for j, q in enumerate(VARIANTS):
+        values = [100 * r["variants"][q]["agreement"] for r in measured]
+        ax.barh([i + j * height for i in range(len(measured))], values, height, label=q)
+    ax.axvline(100 * MIN_AGREEMENT, color="k", linestyle="--", linewidth=1, label="gate (98%)")
+    ax.set_yticks([i + height for i in range(len(measured))])
+    ax.set_yticklabels([r["name"] for r in measured], fontsize=8)
+    ax.set_xlim(min(90.0, min(100 * r["variants"][q]["agreement"] for r in measured for q in VARIANTS) - 1), 100.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("top-1 agreement with the Keras model on the test split (%)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("quantized LiteRT vs Keras, models trained with mmzoo.train")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
