@@ -7,8 +7,9 @@ taken as it is. Each is converted to float32 / float16 / dynamic / int8 LiteRT e
 ``mmzoo export`` does (int8 calibrated on shuffled training examples), and on the test split
 the script measures each variant's top-1 agreement with the Keras model, its test accuracy
 next to float32's, its size, and for int8 the layers kept in float. Prints one markdown table
-with the targets (agreement >= 98%, accuracy within 1 point of float32) and saves
-``benchmarks/results/quantization.json``.
+with the targets (agreement >= 98%, accuracy within 1 point of float32) and each model's share
+of near ties (test answers whose top-1 probability leads the second by < 0.05: rounding of
+any kind may flip those) and saves ``benchmarks/results/quantization.json``.
 
     python benchmarks/bench_quantization.py [--presets a,b] [--runs runs/small_data/full/runs/select,...]
         [--max-steps 400] [--test 500] [--work runs/bench_quantization]
@@ -33,6 +34,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 RESULTS = os.path.join(HERE, "results")
 VARIANTS = ("float16", "dynamic", "int8")
 MIN_AGREEMENT, MAX_ACCURACY_DROP = 0.98, 0.01
+#: a Keras answer whose top-1 probability leads the second by less than this is a near tie
+NEAR_TIE = 0.05
 
 
 def train_preset(preset: str, work: str, max_steps: int, seed: int) -> str:
@@ -71,8 +74,10 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
     reference = keras_reference(model, test, plan)
     target = Target.from_plan(plan[0])
     keras_accuracy = _accuracy(reference[target.primary], labels)
+    top2 = np.sort(np.asarray(reference[target.primary]), axis=-1)[:, -2:]
+    near_ties = float(np.mean(top2[:, 1] - top2[:, 0] < NEAR_TIE))  # answers any rounding may flip
     row = {"preset": src.preset, "run": run_dir, "examples": len(labels), "keras_accuracy": keras_accuracy,
-           "variants": {}}
+           "near_ties": round(near_ties, 4), "variants": {}}
     with LiteSource(model, spec) as source:
         for q in ("float32",) + VARIANTS:
             started = time.perf_counter()
@@ -94,7 +99,6 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
         e["size_vs_float32"] = round(e["bytes"] / f32["bytes"], 3)
         e["passed"] = bool(e["agreement"] is not None and e["agreement"] >= MIN_AGREEMENT
                            and e["accuracy"] >= keras_accuracy - MAX_ACCURACY_DROP)
-    del np
     return row
 
 
@@ -195,7 +199,7 @@ def summary(rows: list) -> dict:
         if "variants" not in r:
             out[r["name"]] = {"error": r.get("error")}
             continue
-        row = {"keras accuracy": r["keras_accuracy"]}
+        row = {"keras accuracy": r["keras_accuracy"], "near ties": r.get("near_ties")}
         for q in VARIANTS:
             e = r["variants"][q]
             row[f"{q} agreement"] = e["agreement"]

@@ -126,7 +126,7 @@ def export(
     quantize: Union[str, Iterable[str], None] = (),
     data=None,
     samples: Optional[Sequence[dict]] = None,
-    num_samples: int = 64,
+    num_samples: int = 500,
     warmup_requests: int = 4,
     validate: Union[bool, str] = True,
     drop_failed_variants: bool = False,
@@ -156,7 +156,9 @@ def export(
             "tabular": [...]}``) for warmup requests, REST examples and raw-input parity
             (and for calibration / validation when there is no ``data``). Default:
             synthetic PNG / JPEG / WAV / text examples made from the spec.
-        num_samples: examples used for calibration and for validation.
+        num_samples: validation examples (500: on fewer, one changed answer moves agreement
+            by more than the 2 points the quantized variants may lose; calibration draws at
+            least `mmzoo.export.examples.CALIBRATION_EXAMPLES`).
         warmup_requests: PredictionLog records written (one example each).
         validate: True (fresh process, the default), ``"inline"`` (same process) or False.
         drop_failed_variants: when only quantized TFLite variants fail validation, publish

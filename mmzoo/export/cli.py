@@ -39,8 +39,8 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
                    help="manifest for int8 calibration (train split) and validation (test split)")
     p.add_argument("--samples", default=None,
                    help="JSONL of raw examples ({'image': path, 'text': ..., 'audio': path, 'tabular': [...]})")
-    p.add_argument("--num-samples", type=int, default=64,
-                   help="validation examples (default 64); int8 calibration draws at least 256 from the train split")
+    p.add_argument("--num-samples", type=int, default=500,
+                   help="validation examples (default 500); int8 calibration draws at least 256 from the train split")
     p.add_argument("--version", type=int, default=None, help="publish as this version (must not exist)")
     p.add_argument("--xla", action="store_true", help="jit-compile the SavedModel's model call (XLA)")
     p.add_argument("--no-validate", action="store_true", help="publish without the parity checks (not recommended)")
