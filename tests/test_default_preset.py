@@ -16,10 +16,10 @@ def test_no_model_trains_the_preset_that_fits_a_three_input_manifest(tmp_path, c
     assert main(["train", "--data", manifest, "--epochs", "1", "--out", out, "--image-size", "24", "24",
                  "--seq-len", "8", "--sample-rate", "8000", "--audio-seconds", "0.25", "--batch-size", "8"]) == 0
     printed = capsys.readouterr().out
-    assert ("Training cnn_gru_melcnn_attention: the data has inputs ['audio', 'image', 'text'] and a "
+    assert ("Training cnn_gru_melcnn_film: the data has inputs ['audio', 'image', 'text'] and a "
             "classification target") in printed
     config = json.load(open(os.path.join(out, "config.json")))
-    assert config["preset"] == "cnn_gru_melcnn_attention" and "default for them" in config["model_choice"]
+    assert config["preset"] == "cnn_gru_melcnn_film" and "default for them" in config["model_choice"]
     assert mmzoo.open_run(out).spec.modalities == ("audio", "image", "text")
 
 
