@@ -140,3 +140,16 @@ def test_shipped_models_keep_their_answers_quantized(preset, tmp_path, tfds_full
 @pytest.fixture(scope="module")
 def tfds_full(tmp_path_factory):
     return str(tmp_path_factory.mktemp("tfds_full"))
+
+
+def test_a_flatbuffer_that_does_not_run_is_caught_in_another_process():
+    inputs = keras.Input((16000,), name="audio")
+    model = keras.Model(inputs, LogMelSpectrogram(16000, n_mels=40)(inputs))
+    with _Saved(model) as path:
+        content = _convert(path, "float32", None, [tf.lite.OpsSet.TFLITE_BUILTINS])
+    x = {"audio": speech(2)}
+    assert quantize.runs_safely(content, x) is None
+    # A broken file (an int8 LSTM crashed the interpreter outright: a double free) is reported,
+    # and the exporting process lives on.
+    problem = quantize.runs_safely(content[: len(content) // 2], x)
+    assert problem and "exited with code" in problem

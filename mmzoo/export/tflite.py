@@ -196,7 +196,11 @@ def _convert(saved_model: str, quantization: str, representative, ops_sets) -> b
 
 
 def _figures(source: LiteSource, content: bytes, inputs: Dict[str, np.ndarray]) -> dict:
-    """Agreement (or NRMSE) of a flatbuffer with the float32 one on ``inputs``."""
+    """Agreement (or NRMSE) of a flatbuffer with the float32 one on ``inputs``. A flatbuffer
+    that crashes the interpreter (tried in another process first) raises `ConversionError`."""
+    crash = quantize_lib.runs_safely(content, {k: v[:64] for k, v in inputs.items()})
+    if crash:
+        raise ConversionError(f"a quantized flatbuffer does not run: {crash}")
     reference = TFLiteModel(source.float32_content()).predict(inputs)
     figures = compare(TFLiteModel(content).predict(inputs), reference, source.plan)
     return {k: (None if v is None else round(float(v), 6)) for k, v in figures.items()}
