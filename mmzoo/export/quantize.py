@@ -1,22 +1,24 @@
 """Post-training quantization that keeps the model's answers.
 
-Where the error entered (measured on models trained with ``mmzoo train`` on held-out data;
-docs/export.md has the figures):
+Where the error entered (measured per layer with `layer_errors` on models trained with
+``mmzoo train`` on held-out data; docs/export.md has the figures):
 
 - the log-mel front end: a DFT stored as conv weights was quantized to int8, and with it
   the waveform; the log then turned the noise floor into errors of several nats. The front
   end is now an FFT with small mel blocks (`mmzoo.layers.LogMelSpectrogram`): dynamic-range
-  quantization leaves it in float by construction, and full int8 keeps it in float here.
+  quantization leaves it in float by construction, and full int8 keeps it in float.
 - attention (`keras.layers.MultiHeadAttention`): its masked logits hold a large negative
   fill for padding, so one int8 scale spans ~1e9 and every real logit rounds to the same
-  value; products of two activations (q.k, p.v) add to it.
+  value. Layer norm, global average pooling and LSTMs: see `FLOAT_LAYERS`.
 
-Full int8 keeps those layers (`FLOAT_LAYERS`) in float32 and quantizes the rest: TFLite's
-quantization debugger (``tf.lite.experimental.QuantizationDebugger``) calibrates once and
-rebuilds the model with the float layers' ops denylisted. When a variant still disagrees with
-float32 on the calibration examples, `layer_errors` finds the layer whose output error is
-largest and that layer is kept in float too (a few rounds at most). Every variant records
-what stayed in float and the layers that lose the most.
+Full int8 keeps the `FLOAT_LAYERS` in float32 and quantizes the rest: TFLite's quantization
+debugger (``tf.lite.experimental.QuantizationDebugger``) calibrates once and rebuilds the
+model with the float layers' ops denylisted (`Int8Quantizer`), and the quantize ->
+dequantize round trips left between float ops are removed (`drop_float_round_trips`). While
+a flatbuffer still disagrees with float32 on examples the calibration did not see,
+`choose_float_layers` keeps the layer that adds the most error in float too (a few rounds).
+Every candidate runs once in another process first (`runs_safely`). Each variant records what
+stayed in float and the layers that lose the most.
 """
 
 from __future__ import annotations
