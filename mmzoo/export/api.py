@@ -84,7 +84,7 @@ class ExportResult:
             if check.get("nrmse") is not None:
                 figures.append(f"nrmse={check['nrmse']:.3g}")
             for k, v in (check.get("scores") or {}).items():
-                figures.append(f"test {k}={v:.2%}" if "accuracy" in k else f"test {k}={v:.4g}")
+                figures.append(f"test {k}={score_text(k, v)}")
             verdict = "ok  " if check.get("passed") else "FAIL"
             lines.append(f"  {verdict} {name:<34} {', '.join(figures)} ({check.get('examples')} examples)")
             entry = self.card.get("artifacts", {}).get(name, {})
@@ -95,10 +95,15 @@ class ExportResult:
                 lines.append(f"       loses the most: {worst['layer']} (+{worst['added']:.3f} relative error)")
         validation = self.card.get("validation") or {}
         for k, v in (validation.get("keras_scores") or {}).items():
-            lines.append(f"  Keras test {k}: {v:.2%}" if "accuracy" in k else f"  Keras test {k}: {v:.4g}")
+            lines.append(f"  Keras test {k}: {score_text(k, v)}")
         for key, entry in (validation.get("dropped") or {}).items():
             lines.append(f"  dropped {key}: {entry.get('failure')} (recorded in the model card)")
         return "\n".join(lines)
+
+
+def score_text(name: str, value: float) -> str:
+    """A test score as people read it: accuracies in percent, errors (MAE) as numbers."""
+    return f"{value:.2%}" if "accuracy" in name else f"{value:.4g}"
 
 
 def _as_list(value, allowed: Sequence[str], what: str) -> List[str]:
@@ -357,8 +362,7 @@ def _failure_message(report: dict, failed: List[dict], variants: dict, droppable
         entry = variants.get(check["check"], {})
         scores = check.get("scores") or {}
         for k, v in scores.items():
-            lines.append(f"    test {k}: {v:.2%} (Keras: {keras.get(k, float('nan')):.2%})"
-                         if "accuracy" in k else f"    test {k}: {v:.4g} (Keras: {keras.get(k, float('nan')):.4g})")
+            lines.append(f"    test {k}: {score_text(k, v)} (Keras: {score_text(k, keras.get(k, float('nan')))})")
         worst = entry.get("worst_layers") or []
         if worst:
             lines.append("    layers that lose the most: " + ", ".join(

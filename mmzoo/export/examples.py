@@ -54,12 +54,9 @@ def preprocess_examples(rows: Sequence[dict], spec) -> dict:
     return {k: v.numpy() for k, v in Preprocessor(spec)(batch).items()}
 
 
-def data_examples(data, split: str, n: int, with_labels: bool = False):
-    """Up to ``n`` preprocessed examples of a `MultimodalData` split (None if it is empty);
-    ``with_labels``: ``(examples, labels)``, labels an array or a dict by task."""
-    if not data.splits.get(split):
-        return (None, None) if with_labels else None
-    ds = data.dataset(split, batch_size=None, shuffle=False)
+def _take(ds, n: int):
+    """The first ``n`` ``(features, label)`` elements of ``ds`` stacked: (examples, labels),
+    labels an array or a dict by task; (None, None) when there are none."""
     feats: Dict[str, list] = {}
     labels: list = []
     for features, label in ds.take(n).as_numpy_iterator():
@@ -67,13 +64,20 @@ def data_examples(data, split: str, n: int, with_labels: bool = False):
             feats.setdefault(k, []).append(v)
         labels.append(label)
     if not feats:
-        return (None, None) if with_labels else None
+        return None, None
     examples = {k: np.stack(v) for k, v in feats.items()}
-    if not with_labels:
-        return examples
     if isinstance(labels[0], dict):
         return examples, {k: np.stack([y[k] for y in labels]) for k in labels[0]}
     return examples, np.stack(labels)
+
+
+def data_examples(data, split: str, n: int, with_labels: bool = False):
+    """Up to ``n`` preprocessed examples of a `MultimodalData` split (None if it is empty);
+    ``with_labels``: ``(examples, labels)``, labels an array or a dict by task."""
+    examples, labels = (None, None)
+    if data.splits.get(split):
+        examples, labels = _take(data.dataset(split, batch_size=None, shuffle=False), n)
+    return (examples, labels) if with_labels else examples
 
 
 #: int8 calibration examples drawn from the training split by default (TFLite's guide: a
@@ -90,12 +94,7 @@ def calibration_examples(data, n: int = CALIBRATION_EXAMPLES, seed: int = 0) -> 
     """
     if not data.splits.get("train"):
         return None
-    ds = data.dataset("train", batch_size=None, shuffle=True, seed=seed)
-    feats: Dict[str, list] = {}
-    for features, _ in ds.take(n).as_numpy_iterator():
-        for k, v in features.items():
-            feats.setdefault(k, []).append(v)
-    return {k: np.stack(v) for k, v in feats.items()} if feats else None
+    return _take(data.dataset("train", batch_size=None, shuffle=True, seed=seed), n)[0]
 
 
 def random_inputs(spec, n: int, seed: int = 0) -> dict:
