@@ -27,14 +27,17 @@ def preset_rows(pattern: str = "*", task: Optional[str] = None) -> List[dict]:
     rows = []
     for name in list_models(pattern, task=task):
         d = describe(name)
+        sides = d.get("sides")
         rows.append(
             {
                 "name": name,
                 "task": d["task"],
-                "modalities": "+".join(d["modalities"]),
+                # a retriever: query -> candidate, fused only where a side has several inputs
+                "modalities": " -> ".join("+".join(sides[s]) for s in ("query", "candidate")) if sides
+                else "+".join(d["modalities"]),
                 "encoders": ", ".join(f"{m}={e}" for m, e in d["encoders"].items()),
-                "fusion": d["fusion"],
-                "head": d["head"],
+                "fusion": d["fusion"] if not sides or max(len(v) for v in sides.values()) > 1 else "-",
+                "head": f"{d['head']} ({d['head_options'].get('loss', 'clip')})" if sides else d["head"],
                 "params": f"{d['params']:,}" if d["params"] else "?",
                 "pretrained": ", ".join(
                     f"{tag} ({w['dataset'].split('/')[-1]}: {w['accuracy']:.1%})" for tag, w in d["weights"].items()
@@ -147,7 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="print the preset table")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*attention*'")
-    p.add_argument("--task", help="only the presets of one task, e.g. 'classifier'")
+    p.add_argument("--task", help="only the presets of one task, e.g. 'classifier' or 'retrieval'")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--write", metavar="FILE",
                    help="put the Markdown table between the preset markers of FILE (README.md)")
@@ -181,6 +184,8 @@ FEATURE_COMMANDS = {
     "data": ("mmzoo.data.cli", "add_data_commands", "check and convert datasets (mmzoo data check MANIFEST)"),
     "export": ("mmzoo.export.cli", "add_export_commands",
                "export a run for TF Serving (SavedModel) and LiteRT (TFLite)"),
+    "index": ("mmzoo.export.cli", "add_index_commands",
+              "publish a retriever with a new candidate index (no retraining)"),
 }
 
 

@@ -113,6 +113,27 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
         image="cnn", text="bigru", audio="crnn", fusion="recurrent", defaults=_AUDIO, params=1_497_310,
         encoder_options={"image": {"pooling": "avg"}},
     ),
+    # ------------------------------------------------------------------ retrieval (dual encoders)
+    "cnn_gru_clip": dict(
+        task="retriever", description="Text -> image retrieval: BiGRU query tower and CNN image tower in a "
+        "shared 128-d space, trained with the CLIP loss (symmetric InfoNCE, learned temperature).",
+        reference="Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision",
+        image="cnn", text="bigru", head="retrieval", query="text", candidate="image", params=2_996_226,
+    ),
+    "cnn_gru_siglip": dict(
+        task="retriever", description="Text -> image retrieval as cnn_gru_clip, with SigLIP's sigmoid loss "
+        "(each pair a yes/no decision, no softmax over the batch).",
+        reference="Zhai et al. 2023, Sigmoid Loss for Language Image Pre-Training",
+        image="cnn", text="bigru", head="retrieval", head_options={"loss": "siglip"}, query="text",
+        candidate="image", params=2_996_226,
+    ),
+    "melcnn_gru_clip": dict(
+        task="retriever", description="Text -> audio retrieval: BiGRU query tower and log-mel CNN audio tower, "
+        "CLIP loss (CLAP-style).",
+        reference="Elizalde et al. 2023, CLAP: Learning Audio Concepts From Natural Language Supervision",
+        audio="melcnn", text="bigru", head="retrieval", query="text", candidate="audio", defaults=_AUDIO,
+        params=1_480_934,
+    ),
 }
 
 
@@ -127,6 +148,8 @@ DEFAULT_CHOICE = (
     "cnn_gru_multitask",
     "cnn_mlp_regression",
     "mlp_gru_concat",
+    "cnn_gru_clip",
+    "melcnn_gru_clip",
 )
 DEFAULT_ENCODERS = {"image": "cnn", "text": "bigru", "audio": "melcnn", "tabular": "mlp"}
 

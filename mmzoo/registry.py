@@ -184,7 +184,8 @@ def register_target(kind: str) -> Callable[[Any], Any]:
 
 # ---------------------------------------------------------------------------- presets
 #: the preset keys that choose parts (`mmzoo.build` takes them as overrides too)
-PART_KEYS = (*MODALITY_NAMES, "fusion", "head", "encoder_options", "fusion_options", "head_options")
+PART_KEYS = (*MODALITY_NAMES, "fusion", "head", "encoder_options", "fusion_options", "head_options",
+             "query", "candidate")  # (query / candidate: a retriever's sides)
 PRESET_KEYS = {"description", "reference", "task", "defaults", "params", *PART_KEYS}
 DEFAULT_TASK = "classifier"
 
@@ -205,6 +206,9 @@ def normalize_preset(name: str, config: Dict[str, Any]) -> Dict[str, Any]:
         preset[key] = dict(preset[key] or {})
     preset["reference"] = preset["reference"] or ""  # default: the fusion's (`mmzoo.zoo.describe`)
     preset["description"] = preset["description"] or ""
+    for side in ("query", "candidate"):
+        if preset[side] is not None:
+            preset[side] = [preset[side]] if isinstance(preset[side], str) else list(preset[side])
     preset["modalities"] = [m for m in MODALITY_NAMES if preset.get(m)]
     if not preset["modalities"]:
         raise ValueError(f"Preset {name!r} names no encoder (image/text/audio/tabular).")

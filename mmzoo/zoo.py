@@ -20,9 +20,13 @@ OTHER_OVERRIDES = ("spec", "seed", "compile", "weights", "name")
 ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
 
 
+#: what a task is also called (its target kind): ``mmzoo list --task retrieval``
+TASK_ALIASES = {"retrieval": "retriever", "classification": "classifier"}
+
+
 def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
     """Names of the registered presets matching an fnmatch ``pattern`` (and of one ``task``,
-    e.g. ``"classifier"``), naturally sorted.
+    e.g. ``"classifier"`` or ``"retrieval"``), naturally sorted.
 
     Example:
     >>> mmzoo.list_models("*film*")
@@ -30,6 +34,7 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
     """
     if task is None:
         return PRESETS.names(pattern)
+    task = TASK_ALIASES.get(task, task)
     names = PRESETS.names(pattern)
     found = [n for n in names if PRESETS.get(n)["task"] == task]
     known = sorted({PRESETS.get(n)["task"] for n in names})
@@ -87,6 +92,8 @@ def describe(name: str) -> Dict[str, Any]:
         "reference": p["reference"] or fusion_reference(p["fusion"]),
         "weights": {tag: {"dataset": w["dataset"], "accuracy": w["accuracy"]} for tag, w in shipped.items()},
         "defaults": copy.deepcopy(p["defaults"]),
+        "sides": {s: list(p[s]) for s in ("query", "candidate")} if p.get("query") else None,
+        "head_options": copy.deepcopy(p["head_options"]),
     }
 
 
@@ -240,6 +247,7 @@ def resolve_config(preset: Optional[str] = None, **overrides: Any) -> Dict[str, 
 
     resolve_backbone_parts(spec, encoders, config["fusion"])
     task_cls.check_choices(spec, config["head"])
+    config.update(task_cls.task_choices(base, overrides, spec))
     return config
 
 

@@ -94,13 +94,19 @@ def test_the_keras_file_carries_the_preprocessor(tmp_path):
 def test_list_models_by_task(capsys):
     from mmzoo.cli import main
 
-    assert mmzoo.list_models(task="classifier") == mmzoo.list_models()
-    assert all(mmzoo.describe(n)["task"] == "classifier" for n in mmzoo.list_models())
-    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['classifier'\]"):
+    classifiers, retrievers = mmzoo.list_models(task="classifier"), mmzoo.list_models(task="retrieval")
+    assert sorted(classifiers + retrievers) == sorted(mmzoo.list_models()) and not set(classifiers) & set(retrievers)
+    assert retrievers == mmzoo.list_models(task="retriever") == ["cnn_gru_clip", "cnn_gru_siglip", "melcnn_gru_clip"]
+    assert all(mmzoo.describe(n)["task"] == "classifier" for n in classifiers)
+    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['classifier', 'retriever'\]"):
         mmzoo.list_models(task="ranker")
     assert main(["list", "--task", "classifier"]) == 0
-    assert "cnn_gru_multitask" in capsys.readouterr().out
-    assert "classifier" in mmzoo.list_parts("task")
+    out = capsys.readouterr().out
+    assert "cnn_gru_multitask" in out and "cnn_gru_clip" not in out
+    assert main(["list", "--task", "retrieval"]) == 0
+    out = capsys.readouterr().out
+    assert "cnn_gru_clip" in out and "cnn_gru_multitask" not in out
+    assert {"classifier", "retriever"} <= set(mmzoo.list_parts("task"))
 
 
 # ----------------------------------------------------------------------------- manifests

@@ -25,9 +25,11 @@ from mmzoo.spec import MODALITIES
 
 LABEL = "label"
 SPLIT = "split"
+#: a retriever's pair manifest: rows with the same group show the same thing (optional column)
+GROUP = "group"
 #: a multitask manifest has one label column per output: ``label_<output name>``
 _LABEL_OF = re.compile(r"^label_([a-z0-9][a-z0-9_]*)$")
-COLUMNS = tuple(MODALITIES) + (LABEL, SPLIT)
+COLUMNS = tuple(MODALITIES) + (LABEL, GROUP, SPLIT)
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
     "train": "train",
@@ -75,7 +77,18 @@ def label_columns(mapping: Dict[str, str]) -> List[str]:
     return sorted((c for c in mapping if is_label_column(c)), key=lambda c: (c != LABEL, c))
 
 
-def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> Dict[str, str]:
+def is_pair_manifest(mapping: Dict[str, str], task: Optional[str] = None) -> bool:
+    """Rows of pairs to match (a retriever's data): ``task="retrieval"``, or no label column
+    and a ``group`` column or two inputs or more."""
+    if task == "retrieval":
+        return True
+    if task is not None or label_columns(mapping):
+        return False
+    return GROUP in mapping or sum(m in mapping for m in MODALITIES) >= 2
+
+
+def _column_map(header: Sequence[str], columns: Optional[dict], source: str,
+                task: Optional[str] = None) -> Dict[str, str]:
     """canonical name -> manifest column name; fatal errors for misspelt columns."""
     columns = dict(columns or {})
     bad = sorted(c for c in set(columns) - set(COLUMNS) if not is_label_column(c))
@@ -107,7 +120,7 @@ def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> 
                 f"Expected columns: {list(COLUMNS)} (rename it, or map it with "
                 f"columns={{{close[0]!r}: {name!r}}})."
             )
-    if not label_columns(mapping):
+    if not label_columns(mapping) and not is_pair_manifest(mapping, task):
         close = difflib.get_close_matches(LABEL, [h.lower() for h in unknown], n=1, cutoff=0.5)
         hint = (
             f" Did you mean {close[0]!r}? (columns={{'label': ...}} maps another name)"
@@ -116,7 +129,8 @@ def _column_map(header: Sequence[str], columns: Optional[dict], source: str) -> 
         )
         raise DataError(
             f"{source}: no 'label' column (or 'label_<name>' columns, one per output of a multitask "
-            f"model).{hint} Columns found: {list(header)}"
+            f"model; or, for matching pairs, two input columns and an optional 'group').{hint} "
+            f"Columns found: {list(header)}"
         )
     if not any(m in mapping for m in MODALITIES):
         raise DataError(
@@ -139,7 +153,7 @@ def _utf8_problem(value) -> bool:
 
 
 def read_manifest(
-    path: str, columns: Optional[dict] = None, fmt: Optional[str] = None
+    path: str, columns: Optional[dict] = None, fmt: Optional[str] = None, task: Optional[str] = None
 ) -> Tuple[List[RawRow], Dict[str, str], List[str]]:
     """Read a manifest: (rows, canonical-to-manifest column map, ignored column names).
 
@@ -179,7 +193,7 @@ def read_manifest(
             parsed.append((line_no, obj, err))
         if not parsed:
             raise DataError(f"{source}: the manifest has no rows.")
-        mapping = _column_map(header, columns, source)
+        mapping = _column_map(header, columns, source, task)
         for i, (line_no, obj, err) in enumerate(parsed, start=1):
             values = {c: obj.get(name) for c, name in mapping.items()}
             rows.append(RawRow(i, line_no, values, err or _first_utf8_problem(values)))
@@ -196,7 +210,7 @@ def read_manifest(
             raise DataError(
                 f"{source}: the first line must be a header row (image,text,...,label)."
             )
-        mapping = _column_map(header, columns, source)
+        mapping = _column_map(header, columns, source, task)
         index = {c: header.index(name) for c, name in mapping.items()}
         last_line, i = reader.line_num, 0
         while True:

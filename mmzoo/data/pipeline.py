@@ -299,8 +299,13 @@ def _spec_args(spec: Optional[DataSpec], given: dict) -> dict:
 
 
 def _seeded_split(
-    n: int, strata: Optional[Sequence[str]], val_fraction: float, test_fraction: float, seed: int
+    n: int, strata: Optional[Sequence[str]], val_fraction: float, test_fraction: float, seed: int,
+    groups: Optional[Sequence[str]] = None,
 ) -> List[str]:
+    if groups is not None:  # whole groups go to one split (no caption of a test image is trained on)
+        order = list(dict.fromkeys(groups))
+        per_group = dict(zip(order, _seeded_split(len(order), None, val_fraction, test_fraction, seed)))
+        return [per_group[g] for g in groups]
     rng = np.random.default_rng(seed)
     out = ["train"] * n
     groups: Dict[str, List[int]] = {}
@@ -436,7 +441,8 @@ def from_manifest(
     source = str(path)
     root = os.path.abspath(root if root is not None else os.path.dirname(os.path.abspath(source)))
 
-    rows, mapping, ignored = manifest_lib.read_manifest(source, columns, format)
+    rows, mapping, ignored = manifest_lib.read_manifest(source, columns, format,
+                                                        task or (spec.task if spec is not None else None))
     report = DataReport(source=source, total_rows=len(rows))
     present = [m for m in MODALITIES if m in mapping]
     if spec is not None:
@@ -509,8 +515,8 @@ def from_manifest(
                     raise _RowProblem(column, value, str(e)) from e
             p["label"] = {}
             for t in targets:
-                try:
-                    p["label"][t.name] = t.parse(r.values.get(t.column))
+                try:  # (a pair manifest without a group column: every row is its own group)
+                    p["label"][t.name] = t.parse(r.values.get(t.column) if t.column in mapping else f"row {r.row}")
                 except ValueError as e:
                     raise _RowProblem(mapping[t.column], r.values.get(t.column), str(e)) from e
             if "split" in mapping:
@@ -540,7 +546,7 @@ def from_manifest(
             what = "the spec's tabular_dim"
         check_lengths("tabular", tabular_dim, what)
     for t in targets:
-        if t.has_classes:
+        if t.has_classes or not t.has_values:
             continue
         firsts = good()
         if spec is None:
@@ -595,13 +601,20 @@ def from_manifest(
     todo = good()
     first = targets[0]
     strata = [str(parsed[r.row]["label"][first.name]) for r in todo] if targets_lib.stratify_by(first) else None
+    groups = [parsed[r.row]["label"][first.name] for r in todo] if first.kind == "retrieval" else None
     how = f"{'stratified by class, ' if strata is not None else ''}seed {seed}"
+    if groups is not None:
+        how = f"{'whole groups, ' if 'group' in mapping else ''}seed {seed}"
+        report.notes.append(
+            "no label column: the rows are pairs to match (a retriever: query and candidate towers); "
+            + (f"{len(set(groups))} groups (rows of one group are never each other's negatives)"
+               if "group" in mapping else "no group column, so every row is its own group"))
     if "split" in mapping:
         splits = [parsed[r.row]["split"] for r in todo]
         if val_fraction and "validation" not in splits:  # carve one from train (the same under a spec)
             train_idx = [i for i, s in enumerate(splits) if s == "train"]
             carved = _seeded_split(len(train_idx), [strata[i] for i in train_idx] if strata else None,
-                                   val_fraction, 0.0, seed)
+                                   val_fraction, 0.0, seed, [groups[i] for i in train_idx] if groups else None)
             for i, s in zip(train_idx, carved):
                 splits[i] = s
             n_val = carved.count("validation")
@@ -610,10 +623,18 @@ def from_manifest(
                 f"(val_fraction={val_fraction:g}, {how}) are held out for validation (early stopping and "
                 "the kept epoch); pass val_fraction=0 to train on all of them")
     else:
-        splits = _seeded_split(len(todo), strata, val_fraction, test_fraction, seed)
+        splits = _seeded_split(len(todo), strata, val_fraction, test_fraction, seed, groups)
         shares = f"{1 - val_fraction - test_fraction:.0%} / {val_fraction:.0%} / {test_fraction:.0%}"
         report.notes.append(f"no split column: rows split into train / validation / test ({shares}, {how})")
     split_of = {r.row: s for r, s in zip(todo, splits)}
+    if groups is not None and "split" in mapping:  # a group in two splits would leak test pairs
+        first_split: Dict[str, tuple] = {}
+        for r, g in zip(todo, groups):
+            where_first = first_split.setdefault(g, (split_of[r.row], r.row))
+            if where_first[0] != split_of[r.row]:
+                fail(r, mapping["split"], r.values.get("split"),
+                     f"group {g!r} is in the {where_first[0]} split (row {where_first[1]}) and the "
+                     f"{split_of[r.row]} split; a group's rows belong to one split")
     for t in targets:
         if not t.has_classes:
             continue

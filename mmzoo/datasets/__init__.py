@@ -29,11 +29,18 @@ __all__ = [
     "chance_levels",
     "list_datasets",
     "load",
+    "DEFAULT_CONFIGS",
 ]
 
-# Dataset name -> its config names. Every entry is an offline TFDS builder.
-_DATASETS = {"shapes_vqa": tuple(sorted(_SHAPES_VQA_CONFIGS))}
+from mmzoo.datasets import shapes_captions as _shapes_captions
+
+# Dataset name -> its config names. shapes_vqa is an offline TFDS builder; shapes_captions is
+# written as files and a pair manifest (a retriever's format).
+_DATASETS = {"shapes_captions": tuple(sorted(_shapes_captions.CONFIGS)),
+             "shapes_vqa": tuple(sorted(_SHAPES_VQA_CONFIGS))}
 _DEFAULT_CONFIG = "image_text_audio_small"
+#: the config `load(name)` and `mmzoo train --data NAME` use when none is named
+DEFAULT_CONFIGS = {"shapes_vqa": "image_text_audio", "shapes_captions": _shapes_captions.DEFAULT_CONFIG}
 
 
 def list_datasets(with_configs: bool = False) -> list:
@@ -76,7 +83,7 @@ def builder(
 
 def load(
     name: str = "shapes_vqa",
-    config: str = _DEFAULT_CONFIG,
+    config: Optional[str] = None,
     data_dir: Optional[str] = None,
     **pipeline_kwargs: Any,
 ):
@@ -94,9 +101,17 @@ def load(
     Example:
     >>> data = mmzoo.datasets.load(config="image_text_small", data_dir="/tmp/tfds")
     """
+    if name == "shapes_captions":
+        config = config or DEFAULT_CONFIGS[name]
+        _check(name, config)
+        from mmzoo.data import from_manifest  # lazy, as below
+
+        pipeline_kwargs.pop("task", None)
+        return from_manifest(_shapes_captions.write_dataset(config, data_dir), task="retrieval", **pipeline_kwargs)
     # lazy: `import mmzoo.datasets` stays free of TensorFlow (mmzoo.data.tfds_source imports it)
     from mmzoo.data import from_tfds
 
+    config = config or _DEFAULT_CONFIG
     tfds_builder = builder(name, config, data_dir)
     mapping = {"image": "image", "text": "question", "label": "answer"}
     if "audio" in tfds_builder.info.features:

@@ -6,9 +6,18 @@ A new format is a module with an `mmzoo.export.formats.ExportFormat` that calls
 
 from __future__ import annotations
 
-from mmzoo.export import saved_model, tflite  # noqa: F401  (each registers its format)
+from mmzoo.export import retrieval, saved_model, tflite  # noqa: F401  (each registers its format)
 from mmzoo.export.formats import ExportFormat
 from mmzoo.registry import EXPORT_FORMATS
+
+
+#: the formats a retriever writes in place of the user-facing ones
+RETRIEVAL_FORMATS = {"saved_model": "retrieval_saved_model", "tflite": "retrieval_tflite"}
+
+
+def user_formats() -> list:
+    """The format names `mmzoo.export.export` accepts (a retriever's are chosen for it)."""
+    return [n for n in EXPORT_FORMATS.names() if n not in RETRIEVAL_FORMATS.values()]
 
 
 def get_format(name: str) -> ExportFormat:

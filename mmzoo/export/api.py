@@ -26,14 +26,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 from mmzoo.data import from_manifest
 from mmzoo.export import FORMATS, QUANTIZATIONS
 from mmzoo.export import examples as ex
-from mmzoo.export.all_formats import get_format
+from mmzoo.export import retrieval as retrieval_lib
+from mmzoo.export.all_formats import RETRIEVAL_FORMATS, get_format, user_formats
 from mmzoo.export.formats import ExportJob, Written
 from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
 from mmzoo.export.outputs import keras_reference, output_plan
 from mmzoo.export.parity import test_scores
 from mmzoo.export.source import load_source
 from mmzoo.export.validate import DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder
-from mmzoo.registry import EXPORT_FORMATS
 from mmzoo.training.trainer import open_data  # manifests, shapes_vqa, TFDS, TFRecord
 
 
@@ -83,6 +83,8 @@ class ExportResult:
                 figures.append(f"top-1 agreement={check['agreement']:.2%}")
             if check.get("nrmse") is not None:
                 figures.append(f"nrmse={check['nrmse']:.3g}")
+            if check.get("recall@10") is not None:
+                figures.append(f"recall@10={check['recall@10']:.3f} (Keras {check['keras_recall@10']:.3f})")
             for k, v in (check.get("scores") or {}).items():
                 figures.append(f"test {k}={score_text(k, v)}")
             verdict = "ok  " if check.get("passed") else "FAIL"
@@ -142,6 +144,8 @@ def export(
     max_nrmse: float = 0.05,
     seed: int = 0,
     verbose: bool = False,
+    candidates: Optional[str] = None,
+    k: int = 10,
 ) -> ExportResult:
     """Export a model for TF Serving (SavedModel) and for the edge (TFLite / LiteRT).
 
@@ -173,6 +177,9 @@ def export(
         version: publish under this version instead of the next integer (must not exist).
         tolerance, min_agreement, max_nrmse: validation thresholds.
         seed: seeds the synthetic examples.
+        candidates: a retriever's catalogue: a candidates file (`mmzoo.export.retrieval.read_candidates`);
+            default: every distinct candidate of ``data`` (the run's data).
+        k: how many candidates a retriever's ``search`` signature returns (fixed at export).
 
     Returns:
         An `ExportResult`. Raises `ExportValidationError` (nothing published) when a check fails.
@@ -183,7 +190,7 @@ def export(
     >>> print(result.summary())
     """
     started = time.perf_counter()
-    formats = _as_list(formats, EXPORT_FORMATS.names(), "formats")
+    formats = _as_list(formats, user_formats(), "formats")
     quantize = [q for q in _as_list(quantize, QUANTIZATIONS, "quantizations") if q != "float32"]
     if not formats:
         raise ValueError(f"formats is empty. Expected any of {list(FORMATS)}.")
@@ -199,6 +206,7 @@ def export(
             f"name must be letters, digits, '_', '-' or '.', starting with a letter or digit. Received: {name!r}"
         )
     log = _logger(verbose)
+    retriever = retrieval_lib.is_retriever(model)
     plan = output_plan(spec)
     thresholds = {**DEFAULT_THRESHOLDS, "tolerance": tolerance, "min_agreement": min_agreement,
                   "max_nrmse": max_nrmse}
@@ -232,6 +240,19 @@ def export(
     calibration = calibration or ex.concat_inputs(raw_inputs, ex.random_inputs(spec, extra, seed) if extra else None)
     validation = validation or ex.concat_inputs(raw_inputs, ex.random_inputs(spec, extra, seed + 1) if extra else None)
     validation_source = "data" if data is not None else ("samples" if samples else "synthetic")
+    extras = {}
+    if retriever:  # its index (the catalogue), embedded with the Keras candidate tower
+        if candidates is not None:
+            catalogue = retrieval_lib.read_candidates(os.fspath(candidates), model, spec)
+        elif data is not None:
+            catalogue = retrieval_lib.catalogue_from_data(model, data)
+        else:
+            raise ValueError("A retriever's export needs its candidates: data=... (a pair manifest, or the run's "
+                             "data) or candidates=... (a candidates file).")
+        log(f"embedding {len(catalogue)} candidates")
+        extras = {"catalogue": catalogue.embed(model), "k": int(k)}
+        plan = [{"prefix": "", "task": "retrieval", "key": None, "num_classes": 1, "class_names": [],
+                 "ids": catalogue.ids, "tolerance": tolerance}]
 
     # ------------------------------------------------------------- staging
     model_root = os.path.join(os.fspath(out), name)
@@ -245,10 +266,15 @@ def export(
     staging = os.path.join(model_root, f".staging-{token}")
     check_dir = os.path.join(model_root, f".check-{token}")
     # The servable format (the SavedModel) writes first: its size is its folder's.
-    chosen = sorted((get_format(f) for f in formats), key=lambda fmt: not fmt.servable)
+    names = [RETRIEVAL_FORMATS.get(f, f) for f in formats] if retriever else formats
+    chosen = sorted((get_format(f) for f in names), key=lambda fmt: not fmt.servable)
+    if retriever:
+        from mmzoo.export.source import serving_model
+
+        model = serving_model(model, spec=spec)  # (the SavedModel traces the CPU copy)
     job = ExportJob(model=model, spec=spec, name=name, staging=staging, scratch=check_dir + "-scratch",
                     raw_rows=raw_rows, calibration=calibration, check_inputs=check_inputs, quantize=quantize, xla=xla,
-                    warmup_requests=warmup_requests, log=log, thresholds=thresholds)
+                    warmup_requests=warmup_requests, log=log, thresholds=thresholds, extras=extras)
     written: Dict[str, Written] = {}
     try:
         for fmt in chosen:
@@ -260,10 +286,15 @@ def export(
         report = None
         if validate:
             log("validating" + (" in a fresh process" if validate is True or validate == "process" else ""))
-            reference = keras_reference(model, validation, plan)
+            if retriever:
+                reference = retrieval_lib.keras_reference(model, validation)
+                raw_reference = retrieval_lib.keras_raw_reference(model, raw_inputs, extras["catalogue"], extras["k"])
+            else:
+                reference = keras_reference(model, validation, plan)
+                raw_reference = keras_reference(model, raw_inputs, plan)
             write_check_folder(
                 check_dir, artifacts={k: v for w in written.values() for k, v in w.checks.items()}, plan=plan,
-                raw_rows=raw_rows, raw_reference=keras_reference(model, raw_inputs, plan), inputs=validation,
+                raw_rows=raw_rows, raw_reference=raw_reference, inputs=validation,
                 reference=reference, thresholds=thresholds,
                 warmup_rows=min(warmup_requests, len(raw_rows)), labels=labels,
             )
@@ -275,7 +306,8 @@ def export(
             report["inputs"] = {"validation": validation_source, "examples": len(next(iter(validation.values()))),
                                 "raw_examples": len(raw_rows), "labelled": labels is not None}
             if labels is not None:
-                report["keras_scores"] = test_scores(reference, labels, plan)
+                report["keras_scores"] = (retrieval_lib.keras_scores(reference, labels) if retriever
+                                          else test_scores(reference, labels, plan))
             if not report["passed"]:
                 failed = [c for c in report["checks"] if not c["passed"]]
                 variants = {k: v for w in written.values() for k, v in w.card.items()}
@@ -301,7 +333,12 @@ def export(
             signatures={f: w.signatures for f, w in written.items()},
             artifacts=artifact_card, validation=report, warmup=sections.get("warmup"),
             rest_rows=raw_rows[:1], options=options,
+            rest_spec=retrieval_lib.query_spec(model, spec) if retriever else None,
         )
+        if retriever:
+            card["retrieval"] = {"sides": model.sides, "k": artifact_card.get("saved_model", {}).get("index", {}).get(
+                "k", min(extras["k"], len(extras["catalogue"]))), "candidates": len(extras["catalogue"]),
+                "index_source": extras["catalogue"].source}
         card["variants"] = variant_table(artifact_card, report)
         card, final = _publish(model_root, staging, version, card, chosen, started)
     except BaseException:
@@ -312,7 +349,8 @@ def export(
         shutil.rmtree(check_dir + "-scratch", ignore_errors=True)
     final_artifacts = {k: os.path.normpath(os.path.join(final, os.path.relpath(v, staging)))
                        for k, v in artifacts.items()}
-    figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "scores", "passed", "examples")
+    figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "scores", "passed", "examples", "recall@10",
+               "keras_recall@10", "recall_drop", "same_top_k")
     parity = {c["check"]: {k: c.get(k) for k in figures}
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")
@@ -329,11 +367,11 @@ def variant_table(artifacts: dict, report: Optional[dict]) -> Dict[str, dict]:
     0.994
     """
     checks = {c["check"]: c for c in (report or {}).get("checks", [])}
-    float32 = artifacts.get("tflite_float32", {}).get("bytes")
     table = {}
     for key, entry in artifacts.items():
         if "quantization" not in entry:
             continue
+        float32 = artifacts.get(key.rsplit("_", 1)[0] + "_float32", {}).get("bytes")  # (a retriever: per tower)
         check = checks.get(key, {})
         table[key] = {
             "quantization": entry["quantization"],

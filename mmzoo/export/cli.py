@@ -49,9 +49,66 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--drop-failed-variants", action="store_true",
                    help="when only quantized TFLite variants fail validation, publish the rest and record "
                         "the failed ones in the model card (default: any failure publishes nothing)")
+    p.add_argument("--candidates", default=None,
+                   help="a retriever's catalogue: a CSV/JSONL of candidates (their input columns, optional id and "
+                        "name); default: every distinct candidate of the run's data")
+    p.add_argument("--k", type=int, default=10, help="candidates a retriever's search signature returns (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
     return p
+
+
+def add_index_commands(subparsers) -> argparse.ArgumentParser:
+    """Add the ``index`` command: a retriever's new catalogue, published as a new version."""
+    p = subparsers.add_parser(
+        "index",
+        help="publish a retriever with a new candidate index (no retraining)",
+        description="Embed the candidates of a file with a trained retriever's candidate tower and publish "
+        "the next version of <out>/<name>/: its search signature ranks them (a matmul and top_k in the graph), "
+        "and litert/candidates.npy + candidates.tsv carry them for apps. Validated like every export.",
+    )
+    p.add_argument("run_dir", help="the retriever's run directory (or .keras file)")
+    p.add_argument("--candidates", required=True,
+                   help="CSV/JSONL: the candidate side's input columns (paths relative to the file), optional id, name")
+    p.add_argument("--out", default=os.path.join("export", "models"), help="artifact root (default: export/models)")
+    p.add_argument("--name", default=None, help="model name (default: the preset's name)")
+    p.add_argument("--k", type=int, default=10, help="candidates search returns (default 10)")
+    p.add_argument("--formats", default="saved_model,tflite", help="comma-separated: saved_model,tflite")
+    p.add_argument("--quantize", default="", help="extra TFLite variants of the towers (float16,dynamic,int8)")
+    p.add_argument("--num-samples", type=int, default=500, help="validation examples (default 500)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_index)
+    return p
+
+
+def cmd_index(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mmzoo.export.api import ExportValidationError, export
+    from mmzoo.export.retrieval import is_retriever
+    from mmzoo.export.source import load_source
+
+    source = load_source(args.run_dir)
+    if not is_retriever(source.model):
+        raise ValueError(f"{args.run_dir} holds a {type(source.model).__name__}; mmzoo index is for retrievers "
+                         "(mmzoo list --task retrieval).")
+    try:
+        result = export((source.model, source.spec) if source.run_dir is None else args.run_dir, out=args.out,
+                        name=args.name, formats=args.formats, quantize=args.quantize, candidates=args.candidates,
+                        k=args.k, num_samples=args.num_samples, verbose=not args.json)
+    except ExportValidationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    _print_result(result, args.json)
+    return 0
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"name": result.name, "version": result.version, "path": result.path,
+                          "artifacts": result.artifacts, "sizes": result.sizes, "parity": result.parity},
+                         indent=1))
+    else:
+        print(result.summary())
 
 
 def _read_samples(path: str) -> list:
@@ -81,17 +138,12 @@ def cmd_export(args) -> int:
             num_samples=args.num_samples, version=args.version, xla=args.xla,
             validate=not args.no_validate, tolerance=args.tolerance,
             min_agreement=args.min_agreement, drop_failed_variants=args.drop_failed_variants,
-            verbose=not args.json,
+            verbose=not args.json, candidates=args.candidates, k=args.k,
         )
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps({"name": result.name, "version": result.version, "path": result.path,
-                          "artifacts": result.artifacts, "sizes": result.sizes, "parity": result.parity},
-                         indent=1))
-    else:
-        print(result.summary())
+    _print_result(result, args.json)
     return 0
 
 

@@ -34,6 +34,7 @@ class ExportJob:
     log: Callable[[str], None] = print
     thresholds: Dict[str, float] = dataclasses.field(
         default_factory=lambda: {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05})
+    extras: Dict[str, Any] = dataclasses.field(default_factory=dict)  # a task's own (a retriever's index)
 
 
 @dataclasses.dataclass

@@ -52,7 +52,7 @@ def rest_examples(name: str, rows: List[dict], spec) -> dict:
 
 def build_model_card(*, name: str, version: Optional[int], source, spec, signatures: dict,
                      artifacts: dict, validation: Optional[dict], warmup: Optional[dict],
-                     rest_rows: List[dict], options: dict) -> dict:
+                     rest_rows: List[dict], options: dict, rest_spec=None) -> dict:
     preset = source.preset
     description = None
     if preset:
@@ -84,7 +84,8 @@ def build_model_card(*, name: str, version: Optional[int], source, spec, signatu
         "artifacts": artifacts,
         "validation": validation,
         "warmup": warmup,
-        "rest": rest_examples(name, rest_rows, spec) if "saved_model" in signatures else None,
+        "rest": (rest_examples(name, rest_rows, rest_spec or spec)
+                 if {"saved_model", "retrieval_saved_model"} & set(signatures) else None),
         "options": options,
     }
 

@@ -141,13 +141,14 @@ def serving_model(model, unroll: bool = False, spec: Optional[DataSpec] = None):
     keras = _keras()
     encoder_options, fusion_options = {}, {}
     if unroll:
-        backbone = model.backbone
-        for m, part in backbone.encoder_config.items():
-            if "unroll" in inspect.signature(ENCODERS.get(part["name"])).parameters:
-                encoder_options[m] = {"unroll": True}
-        fusion = backbone.fusion_config
-        if fusion and "unroll" in inspect.signature(FUSIONS.get(fusion["name"]).__init__).parameters:
-            fusion_options["unroll"] = True
+        # (a retriever has two backbones, its towers; their inputs are disjoint)
+        for backbone in getattr(model, "towers", {"": model.backbone}).values():
+            for m, part in backbone.encoder_config.items():
+                if "unroll" in inspect.signature(ENCODERS.get(part["name"])).parameters:
+                    encoder_options[m] = {"unroll": True}
+            fusion = backbone.fusion_config
+            if fusion and "unroll" in inspect.signature(FUSIONS.get(fusion["name"]).__init__).parameters:
+                fusion_options["unroll"] = True
     with tf.device("/CPU:0"):
         copy = model.rebuilt(encoder_options=encoder_options, fusion_options=fusion_options, spec=spec)
     for layer in _all_layers(copy):

@@ -62,17 +62,19 @@ class LiteSource:
     folder (faster than ``from_keras_model``, which re-exports for every conversion).
     Use as a context manager (the folder is removed on exit)."""
 
-    def __init__(self, model, spec, folder: Optional[str] = None):
+    def __init__(self, model, spec, folder: Optional[str] = None, lite=None, plan: Optional[list] = None):
         self.spec = spec
         self._own = folder is None
         self.folder = folder or tempfile.mkdtemp(prefix="mmzoo-lite-")
-        lite = lite_keras_model(model, spec)
+        os.makedirs(self.folder, exist_ok=True)
+        # ``lite``: a ready Keras model with named outputs (a retriever's tower) instead of ``model``
+        lite = lite if lite is not None else lite_keras_model(model, spec)
         path = os.path.join(self.folder, "saved_model")
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lite.export(path, format="tf_saved_model", verbose=False)
         self.path = path
-        self.plan = output_plan(spec)
+        self.plan = plan or output_plan(spec)
         self.layer_paths = quantize_lib.leaf_paths(lite)
         self.float_layers = quantize_lib.float_layer_paths(lite)
         self._float32: Optional[bytes] = None

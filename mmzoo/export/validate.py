@@ -28,11 +28,12 @@ import numpy as np
 from mmzoo.export.all_formats import get_format
 from mmzoo.export.formats import CheckContext
 
-DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05}
+DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05, "max_recall_drop": 0.01}
 
 
 def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) -> dict:
-    """Pass/fail of one check. ``kind``: ``exact`` (float32) or ``quantized``."""
+    """Pass/fail of one check. ``kind``: ``exact`` (float32), ``quantized`` (agreement / NRMSE)
+    or ``recall`` (a retriever's quantized tower: recall@10 lost)."""
     check = {"check": name, "examples": int(examples), **figures}
     if kind == "exact":
         check["threshold"] = {"max_abs_diff": thresholds["tolerance"]}
@@ -42,6 +43,18 @@ def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) 
                 f"{name}: max abs difference {figures['max_abs_diff']:.3g} > "
                 f"{thresholds['tolerance']:.3g}"
             )
+    elif kind == "recall":  # a retriever's quantized tower: recall@10 over the validation pool
+        limit = thresholds.get("max_recall_drop", 0.01)
+        check["threshold"] = {"recall_drop": limit}
+        failures = []
+        if figures.get("recall_drop") is not None and figures["recall_drop"] > limit + 1e-9:
+            failures.append(f"recall@10 {figures['recall@10']:.3f} is {figures['recall_drop']:.3f} below Keras "
+                            f"float32's {figures['keras_recall@10']:.3f} (at most {limit:.2f})")
+        if not np.isfinite(figures["max_abs_diff"]):
+            failures.append("non-finite outputs")
+        check["passed"] = not failures
+        if failures:
+            check["failure"] = f"{name}: " + "; ".join(failures)
     else:
         check["threshold"] = {"agreement": thresholds["min_agreement"], "nrmse": thresholds["max_nrmse"]}
         failures = []

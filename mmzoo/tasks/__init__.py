@@ -14,6 +14,8 @@ import importlib
 _LAZY = {
     "Task": "mmzoo.tasks.base",
     "Classifier": "mmzoo.tasks.classifier",
+    "Retriever": "mmzoo.tasks.retriever",
+    "ranking": "mmzoo.tasks.ranking",
     "heads": "mmzoo.tasks.heads",
     "targets": "mmzoo.tasks.targets",
 }
@@ -24,6 +26,7 @@ __all__ = sorted(_LAZY)
 def ensure_tasks_registered() -> None:
     """Import the built-in tasks (they register themselves)."""
     import mmzoo.tasks.classifier  # noqa: F401
+    import mmzoo.tasks.retriever  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -33,6 +33,10 @@ class Task(keras.Model):
 
     #: registered name (set by `mmzoo.registry.register_task`)
     task_name: str = ""
+    #: training's modality ablation (`mmzoo.training.evaluate.modality_ablation`) applies
+    ablation_applies: bool = True
+    #: training's augmentation may blank one input of an example
+    modality_dropout_applies: bool = True
 
     def __init__(self, *args, preprocessor=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,6 +49,12 @@ class Task(keras.Model):
         if self.preprocessor is not None:
             return self.preprocessor.spec
         return self.backbone.spec
+
+    @staticmethod
+    def task_choices(base: dict, overrides: dict, spec: DataSpec) -> dict:
+        """Choices of this kind of task beyond encoders, fusion and head (a retriever's sides),
+        from the preset ``base`` and the build overrides; passed on to ``from_parts``."""
+        return {}
 
     # ------------------------------------------------------------------ training defaults
     def default_optimizer(self):

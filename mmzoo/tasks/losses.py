@@ -38,3 +38,45 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+# ---------------------------------------------------------------------- retrieval (in-batch)
+def same_group(groups):
+    """[B, B] bool: rows i and j belong to the same group (several captions of one image)."""
+    groups = ops.reshape(groups, (-1,))
+    return ops.equal(ops.expand_dims(groups, 1), ops.expand_dims(groups, 0))
+
+
+def contrastive_loss(logits, groups):
+    """Symmetric InfoNCE (the CLIP loss) over in-batch negatives: row i's positive is
+    column i; other rows of its group are left out of the softmax (never negatives).
+
+    Example:
+    >>> float(contrastive_loss(ops.eye(2) * 10.0, ops.array([0, 1]))) < 1e-3
+    True
+    """
+    logits = ops.cast(logits, "float32")
+    n = ops.shape(logits)[0]
+    eye = ops.eye(n, dtype="bool")
+    hide = ops.logical_and(same_group(groups), ops.logical_not(eye))
+    masked = ops.where(hide, ops.cast(-1e9, logits.dtype), logits)
+    labels = ops.arange(n)
+    rows = keras.losses.sparse_categorical_crossentropy(labels, masked, from_logits=True)
+    cols = keras.losses.sparse_categorical_crossentropy(labels, ops.transpose(masked), from_logits=True)
+    return 0.5 * (ops.mean(rows) + ops.mean(cols))
+
+
+def sigmoid_loss(logits, groups):
+    """The SigLIP loss: every (query, candidate) pair of the batch is a binary decision,
+    positive when they share a group; summed over candidates, averaged over queries.
+
+    Example:
+    >>> float(sigmoid_loss(ops.array([[10.0, -10.0], [-10.0, 10.0]]), ops.array([0, 1]))) < 1e-3
+    True
+    """
+    logits = ops.cast(logits, "float32")
+    sign = 2.0 * ops.cast(same_group(groups), "float32") - 1.0
+    return -ops.mean(ops.sum(ops.log_sigmoid(sign * logits), axis=1))
+
+
+RETRIEVAL_LOSSES = {"clip": contrastive_loss, "siglip": sigmoid_loss}

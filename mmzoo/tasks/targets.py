@@ -63,6 +63,8 @@ class Target:
     activation: ClassVar[str] = "linear"
     primary_output: ClassVar[str] = "probabilities"
     has_classes: ClassVar[bool] = True
+    #: a label holds values whose count must match num_classes (regression)
+    has_values: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ identity
     @property
@@ -446,6 +448,72 @@ class RegressionTarget(Target):
         return None
 
 
+@register_target("retrieval")
+class MatchTarget(Target):
+    """Pairs to match (a retriever): the optional ``group`` column says which rows show the same
+    thing (several captions of one image); without it every row is its own group. Labels are
+    int32 group ids, unique within a split; the loss and metrics are the retriever's.
+    """
+
+    kind = "retrieval"
+    primary_output = "embedding"
+    has_classes = False
+    has_values = False
+    #: the manifest column (optional)
+    group_column: ClassVar[str] = "group"
+
+    @property
+    def column(self) -> str:
+        return self.group_column
+
+    def names(self) -> List[str]:
+        return []
+
+    def parse(self, value):
+        if _empty(value):
+            raise ValueError("the group is empty (leave the column out to make every row its own group)")
+        if isinstance(value, (list, dict)):
+            raise ValueError("a group must be one name or number")
+        if isinstance(value, float) and value == int(value):
+            value = int(value)
+        return str(value).strip()
+
+    def encode(self, parsed: list) -> np.ndarray:
+        index: dict = {}
+        return np.array([index.setdefault(g, len(index)) for g in parsed], np.int32)
+
+    def record_feature(self):
+        import tensorflow as tf
+
+        return tf.io.FixedLenFeature([], tf.int64)
+
+    def record_value(self, label):
+        import tensorflow as tf
+
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(label).reshape(-1).tolist()))
+
+    def from_record(self, value):
+        import tensorflow as tf
+
+        return tf.cast(value, tf.int32)
+
+    def compare(self, got, ref) -> dict:
+        """Embeddings of a quantized tower against float32: RMSE over the value range (a
+        converter's figure; the validation gate is the retriever's recall)."""
+        span = float(ref.max() - ref.min()) if ref.size else 0.0
+        rmse = float(np.sqrt(np.mean((got - ref) ** 2))) if ref.size else 0.0
+        return {"nrmse": rmse / (span + 1e-6)}
+
+    def loss(self, label_smoothing: float = 0.0):
+        return None  # the retriever's in-batch loss
+
+    def keras_metrics(self) -> list:
+        return []
+
+    def labels_file(self) -> Optional[str]:
+        return None
+
+
 # ---------------------------------------------------------------------- a spec's targets
 def make_target(kind: str, *, name: str = LABEL_COLUMN, num_classes: Optional[int] = None,
                 class_names: Optional[Sequence[str]] = None, key: Optional[str] = None) -> Target:
@@ -554,6 +622,8 @@ def manifest_targets(label_columns: Sequence[str], *, task: Optional[str] = None
     present = list(label_columns)
     if spec is not None:
         targets = targets_of(spec)
+        if spec.task == "retrieval":
+            return targets
     elif is_multitask(task or "") or (task is None and LABEL_COLUMN not in present and present):
         names = [c[len(LABEL_COLUMN) + 1:] for c in present if c != LABEL_COLUMN]
         if tasks:
@@ -568,6 +638,8 @@ def manifest_targets(label_columns: Sequence[str], *, task: Optional[str] = None
             if column in present and kind is None:
                 kind = infer_kind(values_of(column))
             targets.append(make_target(kind or "classification", name=name, key=name))
+    elif task == "retrieval" or (task is None and not present):
+        return [MatchTarget()]  # its group column is optional
     else:
         if task is not None and task not in TARGETS:
             raise ValueError(f"{source}: task must be one of {task_names()}. Received: task={task!r}")

@@ -70,8 +70,13 @@ def run_evaluate(args) -> int:
     run = Run(args.run)
     result = run.evaluate(args.data)
     test = result["test"]
-    print(json.dumps({"split": result["split"], **{k: v for k, v in test.items() if not isinstance(v, (dict, list))},
-                      "ablation": result["ablation"]}, indent=2))
+    figures = {k: v for k, v in test.items() if not isinstance(v, (dict, list))}
+    for k, v in test.items():  # a retriever's directions: {"text_to_image": {"recall@1": ...}}
+        if isinstance(v, dict) and k != "headline":
+            scalars = {name: x for name, x in v.items() if isinstance(x, (int, float))}
+            if scalars and not isinstance(next(iter(v.values())), dict):
+                figures[k] = scalars
+    print(json.dumps({"split": result["split"], **figures, "ablation": result["ablation"]}, indent=2))
     return 0
 
 

@@ -119,3 +119,75 @@ def render_report(config: dict, metrics: dict, plots: dict, sections: list) -> s
     if export:
         lines += ["## Export", "", f"```\n{export}\n```", ""]
     return "\n".join(lines)
+
+
+def plot_recall_curves(curves: dict, path: str) -> str:
+    """Recall@K against K (log scale) per retrieval direction, with a random ranking's."""
+    fig, ax = _figure(figsize=(5.5, 3.8))
+    for name, points in curves.items():
+        ks, values = zip(*points)
+        ax.plot(ks, values, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("K")
+    ax.set_ylabel("recall@K")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title("recall@K over the test pool")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _text_of(ids, vocabulary) -> str:
+    words = [vocabulary[i] if vocabulary and i < len(vocabulary) else str(i) for i in ids if i > 0]
+    text, previous_wide = "", False
+    for w in words:  # CJK characters join without spaces
+        wide = len(w) == 1 and ord(w) > 0x2E80
+        text += w if (wide and previous_wide) or not text else " " + w
+        previous_wide = wide
+    return text
+
+
+def _draw_item(ax, inputs: dict, side: list, row: int, spec) -> str:
+    """Draw one example's side into ``ax``; returns its text (for a title) when it has one."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    text = _text_of(inputs["text"][row], spec.vocabulary) if "text" in side else ""
+    if "image" in side:
+        image = np.asarray(inputs["image"][row])
+        ax.imshow(image.astype("uint8") if image.shape[-1] != 1 else image[..., 0], cmap=None if image.shape[-1] != 1
+                  else "gray", interpolation="nearest")
+    elif "audio" in side:
+        ax.plot(np.asarray(inputs["audio"][row]), linewidth=0.4)
+    elif text:
+        import textwrap
+
+        ax.text(0.5, 0.5, textwrap.fill(text, 26), ha="center", va="center", fontsize=6, transform=ax.transAxes)
+        text = ""
+    return text
+
+
+def plot_retrieval_examples(examples: list, inputs: dict, sides: dict, spec, path: str) -> str:
+    """Each example query (left) and its top-5 candidates, a hit framed green, a miss red."""
+    import warnings
+
+    rows, top = len(examples), max(len(e["top_rows"]) for e in examples)
+    fig, axes = _figure(rows, top + 1, figsize=(1.6 * (top + 1), 1.7 * rows), squeeze=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (fonts without CJK glyphs)
+        for r, example in enumerate(examples):
+            title = _draw_item(axes[r][0], inputs, sides["query"], example["query_row"], spec)
+            axes[r][0].set_title("query" + (f": {title[:40]}" if title else ""), fontsize=6, loc="left")
+            for j, (row, hit, score) in enumerate(zip(example["top_rows"], example["hits"], example["scores"])):
+                ax = axes[r][j + 1]
+                _draw_item(ax, inputs, sides["candidate"], row, spec)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:green" if hit else "tab:red")
+                    spine.set_linewidth(2.5)
+                ax.set_title(f"#{j + 1} {score:.2f}", fontsize=6)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fig.savefig(path, dpi=110)
+    return path

@@ -13,7 +13,8 @@ from mmzoo.spec import DataSpec
 from mmzoo.tasks.targets import data_requirements
 from mmzoo.training.evaluate import collect, modality_ablation
 from mmzoo.training.plan import DEFAULT_STEP_BUDGET, plan_epochs
-from mmzoo.training.report import plot_confusion, plot_history, render_report
+from mmzoo.training.report import (plot_confusion, plot_history, plot_recall_curves, plot_retrieval_examples,
+                                   render_report)
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
 from mmzoo.zoo import build as build_model
 from mmzoo.zoo import choose_preset, load_model, resolve_config
@@ -51,7 +52,7 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
             name, _, config = source.partition("/")
             # A built-in dataset decides its inputs and targets; `with_inputs` picks the model's.
             kwargs = {k: v for k, v in kwargs.items() if k not in ("modalities", "task", "tasks")}
-            data = datasets.load(name, config=config or "image_text_audio", spec=spec, **kwargs)
+            data = datasets.load(name, config=config or datasets.DEFAULT_CONFIGS[name], spec=spec, **kwargs)
             return data
         if not os.path.exists(source):
             raise RunError(f"Data {source!r} is neither a manifest file nor a built-in dataset "
@@ -128,7 +129,8 @@ class Run:
         ds = data.dataset(split, batch_size=batch_size, shuffle=False)
         inputs, y, pred = collect(self.model, ds)
         result = {"split": split, "test": self.model.evaluate_predictions(y, pred)}
-        result["ablation"] = modality_ablation(self.model, inputs, y)
+        result["ablation"] = modality_ablation(self.model, inputs, y) if self.model.ablation_applies else None
+        self.evaluated_inputs = inputs  # (the report's retrieval examples show them)
         return result
 
     def predict(self, image=None, text=None, audio=None, tabular=None) -> dict:
@@ -307,6 +309,12 @@ def train(
     model_choices = {k: v for k, v in build.items() if k not in ("seed", "compile", "weights", "name")}
     planned = resolve_config(preset, **model_choices)
     _front_end_masks(planned, build, augmentation.spec_augment)
+    from mmzoo.registry import TASKS
+
+    if augmentation.modality_dropout and not TASKS.get(planned["task"]).modality_dropout_applies:
+        import dataclasses
+
+        augmentation = dataclasses.replace(augmentation, modality_dropout=0.0)  # (a retriever's pairs)
     needs = list(planned["spec"].modalities)
 
     if data is None:
@@ -449,6 +457,14 @@ def write_report(run: Run, metrics: dict) -> None:
     if "confusion_matrix" in test:
         plots["Confusion matrix"] = plot_confusion(test["confusion_matrix"], test["class_names"],
                                                    os.path.join(run.dir.plots_dir, "confusion_matrix.png"))
+    curves = {k: v["curve"] for k, v in test.items() if isinstance(v, dict) and "curve" in v}
+    if curves:
+        plots["Recall@K (test pool)"] = plot_recall_curves(curves, os.path.join(run.dir.plots_dir, "recall_at_k.png"))
+    inputs = getattr(run, "evaluated_inputs", None)
+    if isinstance(test.get("examples"), list) and test["examples"] and inputs is not None:  # (a retriever's)
+        plots["Retrieval examples (test)"] = plot_retrieval_examples(
+            test["examples"], inputs, run.model.sides, run.model.spec,
+            os.path.join(run.dir.plots_dir, "retrieval_examples.png"))
     metrics["plots"] = {k: os.path.relpath(v, run.root) for k, v in plots.items() if v}
     write_atomic(run.dir.path("metrics"), metrics)
     sections = run.model.report_sections(metrics["test"])

@@ -1,0 +1,493 @@
+"""Export of a retriever (`mmzoo.tasks.Retriever`): a SavedModel that searches its candidate
+index in the graph, and one LiteRT flatbuffer per tower with the index beside them.
+
+SavedModel signatures (raw inputs in, as for classifiers: image bytes, WAV bytes, strings):
+
+- ``embed_query`` / ``embed_candidate``: one side's raw inputs -> ``embedding`` float32 [N, D]
+  (L2-normalised).
+- ``search`` (also ``serving_default``): the query's raw inputs -> the ``k`` best candidates of
+  the index exported with the model: ``candidate_index`` int32 [N, k] (row of the index),
+  ``candidate_id`` and ``candidate_name`` string [N, k], ``score`` float32 [N, k] (cosine),
+  best first. A matmul and ``top_k`` in the graph; ``k`` is fixed at export.
+- ``score``: both sides' raw inputs (a pair per row) -> ``score`` float32 [N].
+
+LiteRT (``litert/``): ``query_<q>.tflite`` and ``candidate_<q>.tflite`` (builtins only; model
+inputs in, ``embedding`` out) for each quantization, ``candidates.npy`` (the index's float32
+embeddings, [M, D]) and ``candidates.tsv`` (index row -> id, name): an app embeds a query on
+the phone and ranks the rows of ``candidates.npy`` by dot product.
+
+The index (the catalogue) is every distinct candidate of the data (all splits), or a
+candidates file (`read_candidates`); `mmzoo index` publishes a new version with another
+catalogue, without retraining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.data.preprocess import Preprocessor
+from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
+from mmzoo.export.saved_model import EXTRA_DIR, describe_signatures, directory_size
+from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
+from mmzoo.modalities import get_modality, records
+from mmzoo.spec import DataSpec
+from mmzoo.tasks import ranking
+from mmzoo.tasks.retriever import SIDES, side_spec
+
+DEFAULT_K = 10
+#: recall@K the quantized towers are judged by, and how much of it they may lose
+RECALL_K = 10
+MAX_RECALL_DROP = 0.01
+CATALOGUE_FILES = ("candidates.npy", "candidates.tsv")
+LITE_DIR = "litert"
+
+
+def is_retriever(model) -> bool:
+    return getattr(model, "task_name", "") == "retriever"
+
+
+# ---------------------------------------------------------------------- the catalogue
+class Catalogue:
+    """The candidates a model searches: ids, names, their model inputs and embeddings.
+
+    Example:
+    >>> cat = catalogue_from_data(model, data)           # doctest: +SKIP
+    >>> len(cat), cat.ids[:2]
+    """
+
+    def __init__(self, ids: List[str], names: List[str], inputs: Dict[str, np.ndarray], source: str):
+        if len(set(ids)) != len(ids):
+            seen, dup = set(), None
+            for i in ids:
+                if i in seen:
+                    dup = i
+                    break
+                seen.add(i)
+            raise ValueError(f"{source}: candidate id {dup!r} appears twice; ids must be unique.")
+        if not ids:
+            raise ValueError(f"{source}: no candidates.")
+        self.ids, self.names, self.inputs, self.source = list(ids), list(names), inputs, source
+        self.embeddings: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def embed(self, model) -> "Catalogue":
+        self.embeddings = model.embed("candidate", self.inputs).astype(np.float32)
+        return self
+
+    def write_files(self, folder: str) -> List[str]:
+        """``candidates.npy`` (float32 [M, D]) and ``candidates.tsv`` (row, id, name)."""
+        os.makedirs(folder, exist_ok=True)
+        np.save(os.path.join(folder, CATALOGUE_FILES[0]), self.embeddings)
+        with open(os.path.join(folder, CATALOGUE_FILES[1]), "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+            writer.writerow(["row", "id", "name"])
+            for i, (cid, name) in enumerate(zip(self.ids, self.names)):
+                writer.writerow([i, cid, name])
+        return list(CATALOGUE_FILES)
+
+
+def _side_inputs(features: dict, side: Sequence[str]) -> dict:
+    return {m: features[m] for m in side}
+
+
+def catalogue_from_data(model, data, splits: Sequence[str] = ("train", "validation", "test")) -> Catalogue:
+    """Every distinct candidate of a pair manifest's splits (first occurrence kept): id = the
+    file path relative to the data root (image, audio) or the text; name = the same."""
+    columns = getattr(data, "_columns", None)
+    if columns is None:
+        raise ValueError("The catalogue comes from a manifest's data (mmzoo.data.from_manifest) or a candidates "
+                         "file (candidates=...).")
+    side = model.sides["candidate"]
+    root = (getattr(data, "source", None) or {}).get("options", {}).get("root", "")
+    ids, chunks = [], {m: [] for m in side}
+    seen = set()
+    for split in splits:
+        if not data.splits.get(split):
+            continue
+        keys = ["|".join(_id_of(m, columns[split][m][i], root) for m in side) for i in range(data.splits[split])]
+        fresh = [i for i, k in enumerate(keys) if not (k in seen or seen.add(k))]
+        if not fresh:
+            continue
+        features = {m: [] for m in side}
+        for x, _ in data.dataset(split, batch_size=256, shuffle=False):
+            for m in side:
+                features[m].append(np.asarray(x[m]))
+        for m in side:
+            chunks[m].append(np.concatenate(features[m])[fresh])
+        ids += [keys[i] for i in fresh]
+    inputs = {m: np.concatenate(v) for m, v in chunks.items()}
+    return Catalogue(ids, list(ids), inputs, f"the candidates of {data.report.source}")
+
+
+def _id_of(modality: str, value, root: str) -> str:
+    value = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if get_modality(modality).is_file and root:
+        return os.path.relpath(value, root)
+    return value
+
+
+def read_candidates(path: str, model, spec: DataSpec) -> Catalogue:
+    """A candidates file (CSV / JSONL): the candidate side's input columns (paths relative to
+    the file's folder, or texts) and optional ``id`` and ``name`` columns. Every row is checked
+    and decoded up front; a bad one is an error naming its row and column."""
+    from mmzoo.data.manifest import manifest_format, resolve_path
+    from mmzoo.data.validation import DataError
+
+    side = model.sides["candidate"]
+    if not os.path.isfile(path):
+        raise DataError(f"Candidates file not found: {path!r}")
+    with open(path, encoding="utf-8") as f:
+        if manifest_format(path) == "jsonl":
+            rows = [json.loads(line) for line in f if line.strip()]
+        else:
+            rows = list(csv.DictReader(f, delimiter="\t" if path.endswith(".tsv") else ","))
+    if not rows:
+        raise DataError(f"{path}: no candidates.")
+    missing = [m for m in side if m not in rows[0]]
+    if missing:
+        raise DataError(f"{path}: the candidate tower reads {side} but the file has no column {missing}. "
+                        f"Columns found: {sorted(rows[0])}")
+    root = os.path.dirname(os.path.abspath(path))
+    s = side_spec(spec, side)
+    pre = Preprocessor(s)
+    raw: Dict[str, list] = {m: [] for m in side}
+    ids, names = [], []
+    for i, row in enumerate(rows, start=1):
+        key = []
+        for m in side:
+            value = row.get(m)
+            record = get_modality(m)
+            try:
+                if record.is_file:
+                    full = resolve_path(value, root, allow_absolute=False)
+                    with open(full, "rb") as f:
+                        raw[m].append(f.read())
+                    key.append(os.path.relpath(full, root))
+                else:
+                    if value is None or (isinstance(value, str) and not value.strip()):
+                        raise ValueError(f"the {m} is empty")
+                    raw[m].append(value)
+                    key.append(str(value))
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: row {i}, column {m!r} ({value!r}): {e}") from None
+        cid = str(row.get("id") or "|".join(key))
+        ids.append(cid)
+        names.append(str(row.get("name") or cid))
+    inputs: Dict[str, list] = {m: [] for m in side}
+    for start in range(0, len(ids), 256):
+        for j in range(start, min(start + 256, len(ids))):
+            try:
+                one = pre({m: tf.constant(raw[m][j]) for m in side})
+            except (tf.errors.OpError, ValueError) as e:
+                raise DataError(f"{path}: row {j + 1} could not be read: {' '.join(str(e).split())[:300]}") from None
+            for m in side:
+                inputs[m].append(np.asarray(one[m]))
+    return Catalogue(ids, names, {m: np.stack(v) for m, v in inputs.items()}, path)
+
+
+# ---------------------------------------------------------------------- SavedModel
+def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> dict:
+    """The signatures' tf.functions (traced) and what they must track."""
+    k = min(int(k), len(catalogue))
+    sides = copy.sides
+    pre = {s: Preprocessor(side_spec(spec, sides[s])) for s in SIDES}
+    towers = {s: copy.tower_model(s) for s in SIDES}
+    holder = tf.Module(name="candidate_index")
+    holder.embeddings = tf.Variable(catalogue.embeddings, trainable=False, name="embeddings")
+    holder.ids = tf.Variable(np.array(catalogue.ids, dtype=object), trainable=False, dtype=tf.string, name="ids")
+    holder.names = tf.Variable(np.array(catalogue.names, dtype=object), trainable=False, dtype=tf.string,
+                               name="names")
+    specs = {s: {m: get_modality(m).raw_signature(spec) for m in sides[s]} for s in SIDES}
+
+    def embed(side, inputs):
+        x = pre[side].serve(dict(inputs))
+        return tf.cast(towers[side](x, training=False), tf.float32)
+
+    def embed_query(inputs):
+        return {"embedding": embed("query", inputs)}
+
+    def embed_candidate(inputs):
+        return {"embedding": embed("candidate", inputs)}
+
+    def search(inputs):
+        scores = tf.matmul(embed("query", inputs), holder.embeddings, transpose_b=True)
+        best, index = tf.math.top_k(scores, k=k)
+        return {"candidate_index": tf.cast(index, tf.int32), "candidate_id": tf.gather(holder.ids, index),
+                "candidate_name": tf.gather(holder.names, index), "score": best}
+
+    def score(inputs):
+        q = embed("query", {m: inputs[m] for m in sides["query"]})
+        c = embed("candidate", {m: inputs[m] for m in sides["candidate"]})
+        return {"score": tf.reduce_sum(q * c, axis=-1)}
+
+    both = {**specs["query"], **specs["candidate"]}
+    functions = {
+        "search": tf.function(search, input_signature=[specs["query"]], autograph=False),
+        "embed_query": tf.function(embed_query, input_signature=[specs["query"]], autograph=False),
+        "embed_candidate": tf.function(embed_candidate, input_signature=[specs["candidate"]], autograph=False),
+        "score": tf.function(score, input_signature=[both], autograph=False),
+    }
+    functions["serving_default"] = functions["search"]
+    trackables = [holder, *[p.tokenizer.table for p in pre.values() if p.tokenizer is not None]]
+    return {"functions": functions, "trackables": trackables, "towers": towers, "k": k}
+
+
+def write_retrieval_saved_model(copy, spec: DataSpec, catalogue: Catalogue, path: str, k: int = DEFAULT_K) -> dict:
+    """Write the retriever's SavedModel into ``path`` (which must not exist)."""
+    built = retrieval_functions(copy, spec, catalogue, k)
+    archive = keras.export.ExportArchive()
+    for tower in built["towers"].values():
+        archive.track(tower)
+    for resource in built["trackables"]:
+        archive.track(resource)
+    with tf.device("/CPU:0"):
+        for name, fn in built["functions"].items():
+            fn.get_concrete_function()
+            archive.add_endpoint(name, fn)
+    with contextlib.redirect_stdout(io.StringIO()):
+        archive.write_out(path, verbose=False)
+    return describe_signatures(path)
+
+
+def keras_search(model, query_inputs: dict, catalogue: Catalogue, k: int) -> dict:
+    """What ``search`` must return, computed with the Keras model: index rows and scores."""
+    order, scores = ranking.top_k(model.embed("query", query_inputs), catalogue.embeddings, min(k, len(catalogue)))
+    return {"candidate_index": order.astype(np.int32), "score": scores.astype(np.float32)}
+
+
+def same_top_k(got_index, got_scores, ref_index, ref_scores, tolerance: float) -> dict:
+    """Figures of a search against Keras: ``max_abs_diff`` of the scores; rank positions where the
+    two pick another candidate count only when the scores are not tied within ``tolerance``."""
+    got_index, ref_index = np.asarray(got_index), np.asarray(ref_index)
+    diff = float(np.abs(np.asarray(got_scores, np.float64) - np.asarray(ref_scores, np.float64)).max())
+    differ = got_index != ref_index
+    tie = np.abs(np.asarray(got_scores) - np.asarray(ref_scores)) <= tolerance
+    real = differ & ~tie
+    return {"max_abs_diff": diff if not real.any() else float("inf"),
+            "same_top_k": float(np.mean(np.all(~differ, axis=1))),
+            "mean_abs_diff": float(np.abs(np.asarray(got_scores) - np.asarray(ref_scores)).mean())}
+
+
+class RetrievalSavedModelFormat(ExportFormat):
+    """A retriever's SavedModel (search over its index, embeddings of each side, pair scores)."""
+
+    name = "retrieval_saved_model"
+    servable = True
+    card_dir = EXTRA_DIR
+
+    def write(self, job: ExportJob) -> Written:
+        catalogue, k = job.extras["catalogue"], job.extras["k"]
+        job.log(f"writing the SavedModel (index of {len(catalogue)} candidates, k={k})")
+        signatures = write_retrieval_saved_model(job.model, job.spec, catalogue, job.staging, k)
+        extra_dir = os.path.join(job.staging, EXTRA_DIR)
+        os.makedirs(extra_dir, exist_ok=True)
+        query = job.model.sides["query"]
+        n_warm = min(job.warmup_requests, len(job.raw_rows))
+        warm_path = os.path.join(extra_dir, WARMUP_FILE)
+        from mmzoo.export.examples import raw_batch
+
+        q_spec = side_spec(job.spec, query)
+        write_warmup_requests(warm_path, [raw_batch([{m: r[m] for m in query}], q_spec) for r in job.raw_rows[:n_warm]],
+                              job.name, signature_name="search")
+        warmup = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm, "examples_per_record": 1,
+                  "signature": "search", "protos": protos_source()}
+        return Written(
+            artifacts={"saved_model": job.staging},
+            card={"saved_model": {"path": ".", "bytes": directory_size(job.staging),
+                                  "index": {"candidates": len(catalogue), "k": min(k, len(catalogue)),
+                                            "source": catalogue.source}}},
+            signatures=signatures,
+            checks={"saved_model": {"format": self.name, "path": job.staging, "spec": job.spec.to_dict(),
+                                    "sides": job.model.sides, "warmup": warm_path}},
+            sections={"warmup": warmup},
+        )
+
+    def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
+        from mmzoo.export.examples import raw_batch
+
+        spec, sides = DataSpec.from_dict(entry["spec"]), entry["sides"]
+        tolerance = ctx.plan[0].get("tolerance", 1e-4)
+        loaded = tf.saved_model.load(entry["path"])
+
+        def call(signature, batch):
+            out = loaded.signatures[signature](**{m: tf.constant(v) for m, v in batch.items()})
+            return {k: v.numpy() for k, v in out.items()}
+
+        def side_batch(side, rows):
+            return raw_batch([{m: r[m] for m in sides[side]} for r in rows], side_spec(spec, sides[side]))
+
+        def embed_check(side):
+            def run():
+                got = call(f"embed_{side}", side_batch(side, ctx.raw_rows))["embedding"]
+                return _diff(got, ctx.raw_reference[f"{side}_embedding"])
+            return run
+
+        def search_check():
+            out = call("search", side_batch("query", ctx.raw_rows))
+            figures = same_top_k(out["candidate_index"], out["score"], ctx.raw_reference["candidate_index"],
+                                 ctx.raw_reference["score"], tolerance)
+            ids = [[v.decode("utf-8") for v in row] for row in out["candidate_id"]]
+            expected = [[ctx.plan[0]["ids"][int(i)] for i in row] for row in out["candidate_index"]]
+            if ids != expected:
+                raise ValueError("candidate_id does not match candidate_index in the index's ids")
+            return figures
+
+        def score_check():
+            batch = {**side_batch("query", ctx.raw_rows), **side_batch("candidate", ctx.raw_rows)}
+            return _diff(call("score", batch)["score"], ctx.raw_reference["pair_score"])
+
+        def warmup_check():
+            records_ = read_warmup_requests(entry["warmup"])
+            if not records_:
+                raise ValueError("the warmup file has no records")
+            outs = [call(r["signature_name"], r["inputs"]) for r in records_]
+            got_index = np.concatenate([o["candidate_index"] for o in outs])
+            got_scores = np.concatenate([o["score"] for o in outs])
+            n = len(got_index)
+            return same_top_k(got_index, got_scores, ctx.raw_reference["candidate_index"][:n],
+                              ctx.raw_reference["score"][:n], tolerance)
+
+        n = len(ctx.raw_rows)
+        return [
+            ("saved_model.embed_query", "exact", n, embed_check("query")),
+            ("saved_model.embed_candidate", "exact", n, embed_check("candidate")),
+            ("saved_model.search", "exact", n, search_check),
+            ("saved_model.score", "exact", n, score_check),
+            ("saved_model.warmup_requests", "exact", ctx.warmup_rows, warmup_check),
+        ]
+
+
+def _diff(got, ref) -> dict:
+    d = np.abs(np.asarray(got, np.float64) - np.asarray(ref, np.float64))
+    out = {"max_abs_diff": float(d.max()) if d.size else 0.0, "mean_abs_diff": float(d.mean()) if d.size else 0.0}
+    if not np.all(np.isfinite(got)):
+        out["max_abs_diff"] = float("inf")
+    return out
+
+
+# ---------------------------------------------------------------------- LiteRT
+TOWER_FILES = {(s, q): f"{s}_{q}.tflite" for s in SIDES for q in ("float32", "float16", "dynamic", "int8")}
+
+
+def tower_lite_model(model, side: str):
+    """The loop-free CPU copy of one tower with its output named ``embedding``."""
+    from mmzoo.export.source import serving_model
+
+    copy = serving_model(model, unroll=True)
+    tower = copy.tower_model(side)
+    return keras.Model(tower.input, {"embedding": tower.output}, name=f"mmzoo_{side}")
+
+
+class RetrievalLiteFormat(ExportFormat):
+    """Each tower as builtins-only flatbuffers (float32 and the asked quantizations), the
+    catalogue's embeddings and ids, and the tokenizer files."""
+
+    name = "retrieval_tflite"
+    card_dir = LITE_DIR
+
+    def write(self, job: ExportJob) -> Written:
+        from mmzoo.export.tflite import LiteSource, TFLiteModel, convert_tflite, write_lite_bundle
+
+        lite_dir = os.path.join(job.staging, LITE_DIR)
+        os.makedirs(lite_dir, exist_ok=True)
+        written = Written(signatures={})
+        catalogue = job.extras["catalogue"]
+        for side in SIDES:
+            s_spec = side_spec(job.spec, job.model.sides[side])
+            names = list(s_spec.modalities)
+            calibration = {m: job.calibration[m] for m in names}
+            check = {m: job.check_inputs[m] for m in names} if job.check_inputs else None
+            lite_model = tower_lite_model(job.model, side)
+            with LiteSource(None, s_spec, folder=os.path.join(job.scratch, side), lite=lite_model,
+                            plan=[{"prefix": "", "task": "retrieval", "num_classes": 1, "class_names": [],
+                                   "key": None}]) as lite:
+                for q in ["float32", *job.quantize]:
+                    job.log(f"converting the {side} tower to TFLite {q}")
+                    converted = convert_tflite(None, s_spec, q, representative=calibration, source=lite,
+                                               min_agreement=job.thresholds["min_agreement"],
+                                               max_nrmse=job.thresholds["max_nrmse"], check_inputs=check)
+                    path = os.path.join(lite_dir, TOWER_FILES[(side, q)])
+                    with open(path, "wb") as f:
+                        f.write(converted["content"])
+                    key = f"tflite_{side}_{q}"
+                    written.artifacts[key] = path
+                    written.card[key] = {"path": os.path.relpath(path, job.staging), "bytes": os.path.getsize(path),
+                                         "side": side, "quantization": q, "int8_mode": converted["int8_mode"],
+                                         "ops": converted["ops"],
+                                         **{k: converted[k] for k in ("float_layers", "worst_layers") if k in converted}}
+                    written.checks[key] = {"format": self.name, "path": path, "quantization": q, "side": side,
+                                           "sides": job.model.sides}
+            written.signatures[side] = TFLiteModel(written.artifacts[f"tflite_{side}_float32"]).signature()
+        files = write_lite_bundle(lite_dir, job.spec) + catalogue.write_files(lite_dir)
+        written.card["litert_files"] = {"path": LITE_DIR, "files": files}
+        return written
+
+    def checks(self, key: str, entry: dict, ctx: CheckContext) -> List[Check]:
+        from mmzoo.export.tflite import TFLiteModel
+
+        side, sides = entry["side"], entry["sides"]
+        other = "candidate" if side == "query" else "query"
+        inputs = {m: ctx.inputs[m] for m in sides[side]}
+
+        def run():
+            got = TFLiteModel(entry["path"]).predict(inputs)["embedding"]
+            figures = _diff(got, ctx.reference[f"{side}_embedding"])
+            if ctx.labels is not None:
+                embeddings = {side: got, other: ctx.reference[f"{other}_embedding"]}
+                figures.update(recall_figures(embeddings, ctx.reference, ctx.labels))
+            return figures
+
+        kind = "exact" if entry["quantization"] == "float32" else "recall"
+        return [(key, kind, ctx.examples, run)]
+
+
+def recall_figures(embeddings: dict, reference: dict, groups) -> dict:
+    """recall@10 (query -> candidate over the validation pool) of these embeddings and of the
+    Keras float32 ones, and what was lost."""
+    def recall(q, c):
+        return ranking.rank_metrics(q, groups, c, groups, ks=(RECALL_K,))[f"recall@{RECALL_K}"]
+
+    got = recall(embeddings["query"], embeddings["candidate"])
+    ref = recall(reference["query_embedding"], reference["candidate_embedding"])
+    return {f"recall@{RECALL_K}": got, f"keras_recall@{RECALL_K}": ref, "recall_drop": ref - got}
+
+
+# ---------------------------------------------------------------------- references (Keras)
+def query_spec(model, spec: DataSpec) -> DataSpec:
+    """The spec of the query side (what ``search`` / ``serving_default`` takes)."""
+    return side_spec(spec, model.sides["query"])
+
+
+def keras_reference(model, inputs: dict) -> Dict[str, np.ndarray]:
+    """Both towers' Keras embeddings of the validation inputs."""
+    return {f"{s}_embedding": model.embed(s, {m: inputs[m] for m in model.sides[s]}) for s in SIDES}
+
+
+def keras_raw_reference(model, inputs: dict, catalogue: Catalogue, k: int) -> Dict[str, np.ndarray]:
+    """What every SavedModel signature must return on the raw examples (preprocessed ``inputs``)."""
+    out = keras_reference(model, inputs)
+    out.update(keras_search(model, {m: inputs[m] for m in model.sides["query"]}, catalogue, k))
+    out["pair_score"] = np.sum(out["query_embedding"] * out["candidate_embedding"], axis=-1)
+    return out
+
+
+def keras_scores(reference: dict, groups) -> Dict[str, float]:
+    """The Keras model's recall@10 (query -> candidate) over the validation pool."""
+    q, c = reference["query_embedding"], reference["candidate_embedding"]
+    return {f"recall@{RECALL_K}": round(ranking.rank_metrics(q, groups, c, groups, ks=(RECALL_K,))[
+        f"recall@{RECALL_K}"], 6)}
+
+
+register_format(RetrievalSavedModelFormat())
+register_format(RetrievalLiteFormat())
