@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -152,10 +153,35 @@ class TaskContract:
         return loaded
 
     def run_export_test(self, task, out_dir):
-        """Every exporter's artifacts pass validation (published only then)."""
+        """Every exporter's artifacts pass validation (published only then); a retriever searches
+        a catalogue of synthetic candidates written as files."""
+        extra = {"candidates": self.candidates_file(task, out_dir)} if task.task_name == "retriever" else {}
         result = mmzoo.export(task, out=str(out_dir), name="contract", formats=mmzoo.export.FORMATS,
-                              num_samples=8, warmup_requests=2, validate="inline")
+                              num_samples=8, warmup_requests=2, validate="inline", **extra)
         failed = [k for k, check in result.parity.items() if not check["passed"]]
         assert not failed, failed
-        assert {"saved_model", "tflite_float32"} <= set(result.artifacts)
+        lite = {"tflite_query_float32", "tflite_candidate_float32"} if extra else {"tflite_float32"}
+        assert {"saved_model", *lite} <= set(result.artifacts)
         return result
+
+    @staticmethod
+    def candidates_file(task, folder, n: int = 6) -> str:
+        from mmzoo.export.examples import synthetic_examples
+
+        side = task.sides["candidate"]
+        rows = []
+        for i, example in enumerate(synthetic_examples(task.spec, n, seed=1)):
+            row = {"id": f"c{i}"}
+            for m in side:
+                if isinstance(example[m], bytes):
+                    name = f"candidate{i}.{m}"
+                    with open(os.path.join(str(folder), name), "wb") as f:
+                        f.write(example[m])
+                    row[m] = name
+                else:
+                    row[m] = example[m]
+            rows.append(row)
+        path = os.path.join(str(folder), "candidates.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        return path
