@@ -67,6 +67,38 @@ def test_rank_metrics_over_the_pool_with_groups_and_repeated_candidates():
     assert list(ranking.first_hit_ranks(np.array([[1.0, 1.0]]), np.array([[False, True]]))) == [2]
 
 
+@pytest.mark.parametrize("m,k", [(6, 6), (1001, 10), (4096, 10), (37, 3)])
+def test_block_top_k_is_exactly_top_k(m, k):
+    from mmzoo.export.retrieval import block_top_k
+
+    scores = np.random.default_rng(m).normal(size=(5, m)).astype("float32")
+    scores[0, :40] = 1.0  # ties count as equal scores
+    values, index = block_top_k(tf.constant(scores), k)
+    expected_values, expected_index = tf.math.top_k(scores, k)
+    np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+    np.testing.assert_array_equal(index.numpy()[1:], expected_index.numpy()[1:])
+    np.testing.assert_array_equal(np.take_along_axis(scores, index.numpy(), axis=1), values.numpy())
+
+
+def test_approximate_index_reaches_its_recall_against_brute_force(tmp_path):
+    from mmzoo.export.ann import INDEX_FILE, build_approximate_index, exact_top_k, recall_at_k
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32)).astype("float32")
+    x = centres[rng.integers(0, 50, 5000)] + 0.3 * rng.normal(size=(5000, 32)).astype("float32")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.integers(0, 5000, 200)] + 0.1 * rng.normal(size=(200, 32)).astype("float32")
+    ann = build_approximate_index(x, q, k=10, target_recall=0.9)
+    assert ann.recall >= 0.9 and 1 <= ann.nprobe <= ann.nlist
+    found, scores = ann.search(q)
+    assert recall_at_k(found, exact_top_k(q, x, 10)) == pytest.approx(ann.recall)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    if ann.nprobe > 1:  # the smallest nprobe that reaches the target
+        ann.index.nprobe = ann.nprobe - 1
+        assert recall_at_k(ann.index.search(q, 10)[1], exact_top_k(q, x, 10)) < 0.9
+    assert INDEX_FILE in ann.save(str(tmp_path))
+
+
 # ----------------------------------------------------------------------------- data
 def _pair_files(root, n=12):
     rows = []
@@ -162,7 +194,7 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     assert "| text_to_image |" in report and "retrieval_examples.png" in report
 
     result = mmzoo.export(out, out=str(tmp_path / "models"), name="clip", quantize="int8", num_samples=300,
-                          warmup_requests=2)
+                          warmup_requests=2, approximate=True)
     assert {c for c, v in result.parity.items() if not v["passed"]} == set()
     assert {"saved_model.search", "saved_model.embed_query", "saved_model.embed_candidate", "saved_model.score",
             "tflite_query_float32", "tflite_candidate_float32", "tflite_query_int8",
@@ -174,6 +206,9 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     found = loaded.signatures["search"](text=tf.constant(["a red circle at the top left.", "左上是红色圆形。"]))
     assert found["candidate_id"].shape == (2, 10) and found["score"].numpy()[:, 0].min() > found["score"].numpy()[
         :, -1].max() - 1.0
+    approximate = result.card["artifacts"]["approximate_index"]
+    assert approximate["recall@10_vs_brute_force"] >= 0.95 and approximate["nprobe"] <= approximate["nlist"]
+    assert os.path.getsize(os.path.join(result.path, "approximate_index", "candidates.faiss")) > 0
     lite = os.path.join(result.path, "litert")
     assert np.load(os.path.join(lite, "candidates.npy")).shape == (1700, 128)
     assert open(os.path.join(lite, "candidates.tsv"), encoding="utf-8").readline().strip() == "row\tid\tname"

@@ -146,6 +146,7 @@ def export(
     verbose: bool = False,
     candidates: Optional[str] = None,
     k: int = 10,
+    approximate: bool = False,
 ) -> ExportResult:
     """Export a model for TF Serving (SavedModel) and for the edge (TFLite / LiteRT).
 
@@ -180,6 +181,8 @@ def export(
         candidates: a retriever's catalogue: a candidates file (`mmzoo.export.retrieval.read_candidates`);
             default: every distinct candidate of ``data`` (the run's data).
         k: how many candidates a retriever's ``search`` signature returns (fixed at export).
+        approximate: also write a retriever's approximate index (FAISS, `mmzoo.export.ann`;
+            ``pip install "mmzoo[ann]"``) in ``approximate_index/``, for catalogues past one graph.
 
     Returns:
         An `ExportResult`. Raises `ExportValidationError` (nothing published) when a check fails.
@@ -279,6 +282,10 @@ def export(
     try:
         for fmt in chosen:
             written[fmt.name] = fmt.write(job)
+        if retriever and approximate:
+            written["approximate_index"] = retrieval_lib.write_approximate_index(job)
+        elif approximate:
+            raise ValueError("approximate=True is for retrievers (their candidate index).")
         os.makedirs(staging, exist_ok=True)
         artifacts = {k: v for w in written.values() for k, v in w.artifacts.items()}
 

@@ -53,6 +53,8 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
                    help="a retriever's catalogue: a CSV/JSONL of candidates (their input columns, optional id and "
                         "name); default: every distinct candidate of the run's data")
     p.add_argument("--k", type=int, default=10, help="candidates a retriever's search signature returns (default 10)")
+    p.add_argument("--approximate", action="store_true",
+                   help="a retriever: also write a FAISS approximate index (pip install 'mmzoo[ann]')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
     return p
@@ -76,6 +78,8 @@ def add_index_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--formats", default="saved_model,tflite", help="comma-separated: saved_model,tflite")
     p.add_argument("--quantize", default="", help="extra TFLite variants of the towers (float16,dynamic,int8)")
     p.add_argument("--num-samples", type=int, default=500, help="validation examples (default 500)")
+    p.add_argument("--approximate", action="store_true",
+                   help="also write a FAISS approximate index, for catalogues past one graph (pip install 'mmzoo[ann]')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_index)
     return p
@@ -94,7 +98,8 @@ def cmd_index(args) -> int:
     try:
         result = export((source.model, source.spec) if source.run_dir is None else args.run_dir, out=args.out,
                         name=args.name, formats=args.formats, quantize=args.quantize, candidates=args.candidates,
-                        k=args.k, num_samples=args.num_samples, verbose=not args.json)
+                        k=args.k, num_samples=args.num_samples, approximate=args.approximate,
+                        verbose=not args.json)
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -138,7 +143,7 @@ def cmd_export(args) -> int:
             num_samples=args.num_samples, version=args.version, xla=args.xla,
             validate=not args.no_validate, tolerance=args.tolerance,
             min_agreement=args.min_agreement, drop_failed_variants=args.drop_failed_variants,
-            verbose=not args.json, candidates=args.candidates, k=args.k,
+            verbose=not args.json, candidates=args.candidates, k=args.k, approximate=args.approximate,
         )
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)
