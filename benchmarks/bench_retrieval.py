@@ -75,10 +75,11 @@ def bench_brute_force(args, peak: float) -> dict:
     out = {}
     for batch, repeats in ((1, args.repeats), (64, max(3, args.repeats // 4))):
         q = unit(np.random.default_rng(2).normal(size=(batch, args.dim)).astype("float32"))
-        times = [timed(lambda: search(q)[1].numpy(), repeats) for _ in range(args.rounds)]
+        times = [timed(lambda q=q: search(q)[1].numpy(), repeats) for _ in range(args.rounds)]
         t = statistics.median(times)
         gflops = 2 * batch * args.candidates * args.dim / t / 1e9
-        matmul = statistics.median(timed(lambda: search.matmul_only(q).numpy(), repeats) for _ in range(args.rounds))
+        matmul = statistics.median(timed(lambda q=q: search.matmul_only(q).numpy(), repeats)
+                                   for _ in range(args.rounds))
         out[f"batch {batch}"] = {"queries_per_s": batch / t, "ms_per_call": 1e3 * t, "gflop_per_s": gflops,
                                  "share_of_peak": gflops / peak,
                                  "matmul_alone_share_of_peak": 2 * batch * args.candidates * args.dim / matmul / 1e9
@@ -122,7 +123,6 @@ def real_catalogue(model, n: int, queries: int):
 
 def bench_ann(args) -> dict:
     import faiss
-    import numpy as np
 
     from mmzoo.export.ann import build_approximate_index, exact_top_k, recall_at_k
 
@@ -165,7 +165,6 @@ def bench_ann(args) -> dict:
 
 
 def bench_training(args) -> dict:
-    import keras
     import numpy as np
 
     import mmzoo

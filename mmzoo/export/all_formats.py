@@ -10,7 +10,6 @@ from mmzoo.export import retrieval, saved_model, tflite  # noqa: F401  (each reg
 from mmzoo.export.formats import ExportFormat
 from mmzoo.registry import EXPORT_FORMATS
 
-
 #: the formats a retriever writes in place of the user-facing ones
 RETRIEVAL_FORMATS = {"saved_model": "retrieval_saved_model", "tflite": "retrieval_tflite"}
 

@@ -79,7 +79,8 @@ def add_index_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quantize", default="", help="extra TFLite variants of the towers (float16,dynamic,int8)")
     p.add_argument("--num-samples", type=int, default=500, help="validation examples (default 500)")
     p.add_argument("--approximate", action="store_true",
-                   help="also write a FAISS approximate index, for catalogues past one graph (pip install 'mmzoo[ann]')")
+                   help="also write a FAISS approximate index, for catalogues past one graph "
+                        "(pip install 'mmzoo[ann]')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_index)
     return p

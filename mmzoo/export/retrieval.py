@@ -38,7 +38,7 @@ from mmzoo.data.preprocess import Preprocessor
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.saved_model import EXTRA_DIR, describe_signatures, directory_size
 from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
-from mmzoo.modalities import get_modality, records
+from mmzoo.modalities import get_modality
 from mmzoo.spec import DataSpec
 from mmzoo.tasks import ranking
 from mmzoo.tasks.retriever import SIDES, side_spec
@@ -454,7 +454,8 @@ class RetrievalLiteFormat(ExportFormat):
                     written.card[key] = {"path": os.path.relpath(path, job.staging), "bytes": os.path.getsize(path),
                                          "side": side, "quantization": q, "int8_mode": converted["int8_mode"],
                                          "ops": converted["ops"],
-                                         **{k: converted[k] for k in ("float_layers", "worst_layers") if k in converted}}
+                                         **{k: converted[k] for k in ("float_layers", "worst_layers")
+                                            if k in converted}}
                     written.checks[key] = {"format": self.name, "path": path, "quantization": q, "side": side,
                                            "sides": job.model.sides}
             written.signatures[side] = TFLiteModel(written.artifacts[f"tflite_{side}_float32"]).signature()

@@ -28,6 +28,32 @@ def prepare_inputs(spec, image=None, text=None, audio=None, tabular=None) -> dic
 
 
 def predict_raw(model, spec, **raw) -> dict:
-    """Preprocess raw inputs with the spec and let the task describe its prediction."""
+    """Preprocess raw inputs with the spec and let the task describe its prediction (a
+    retriever: the embedding of each side given, and their ``score`` when both are)."""
+    if getattr(model, "sides", None):
+        return embed_raw(model, spec, **raw)
     x = prepare_inputs(spec, **raw)
     return model.describe_prediction(model(x, training=False))
+
+
+def embed_raw(model, spec, **raw) -> dict:
+    """A retriever's ``{"<side>_embedding": [...], "score": cosine}`` for the sides given."""
+    import numpy as np
+
+    from mmzoo.tasks.retriever import side_spec
+
+    given = {m: v for m, v in raw.items() if v is not None}
+    extra = sorted(set(given) - set(spec.modalities))
+    if extra:
+        raise ValueError(f"This retriever takes {list(spec.modalities)}; it has no input for {extra}.")
+    out = {}
+    for side, names in model.sides.items():
+        if all(m in given for m in names):
+            x = prepare_inputs(side_spec(spec, names), **{m: given[m] for m in names})
+            out[f"{side}_embedding"] = model.embed(side, {m: np.asarray(v) for m, v in x.items()})[0].tolist()
+    if not out:
+        raise ValueError(f"Give every input of one side at least: query {model.sides['query']}, "
+                         f"candidate {model.sides['candidate']}.")
+    if len(out) == 2:
+        out["score"] = float(np.dot(out["query_embedding"], out["candidate_embedding"]))
+    return out

@@ -13,8 +13,13 @@ from mmzoo.spec import DataSpec
 from mmzoo.tasks.targets import data_requirements
 from mmzoo.training.evaluate import collect, modality_ablation
 from mmzoo.training.plan import DEFAULT_STEP_BUDGET, plan_epochs
-from mmzoo.training.report import (plot_confusion, plot_history, plot_recall_curves, plot_retrieval_examples,
-                                   render_report)
+from mmzoo.training.report import (
+    plot_confusion,
+    plot_history,
+    plot_recall_curves,
+    plot_retrieval_examples,
+    render_report,
+)
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
 from mmzoo.zoo import build as build_model
 from mmzoo.zoo import choose_preset, load_model, resolve_config
@@ -137,7 +142,8 @@ class Run:
         """Predict from raw inputs: file paths or bytes (image, WAV), strings, arrays.
 
         Returns ``class_name``, ``class_id`` and ``probabilities`` for classification,
-        ``scores`` for multilabel, ``values`` for regression.
+        ``scores`` for multilabel, ``values`` for regression; for a retriever the embedding of
+        each side given (``query_embedding``, ``candidate_embedding``) and, with both, ``score``.
         """
         # lazy (here and below): `import mmzoo.training` and the CLI parser stay free of TensorFlow
         from mmzoo.training.predict import predict_raw
