@@ -21,6 +21,7 @@ _EXPORTS = {
         "resample",
     ),
     "image": ("preprocess_image", "preprocess_image_bytes"),
+    "interactions": ("Interactions", "read_interactions"),
     "pipeline": ("ManifestData", "MultimodalData", "from_manifest", "pipeline_options"),
     "preprocess": ("Preprocessor",),
     "text": (
