@@ -134,6 +134,26 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
         audio="melcnn", text="bigru", head="retrieval", query="text", candidate="audio", defaults=_AUDIO,
         params=1_480_934,
     ),
+    # ------------------------------------------------------------------ recommendation (two towers)
+    "bag_cnn_gru_twotower": dict(
+        task="recommender", description="Two-tower recommender: a user tower (id embedding, the mean of the "
+        "history's item vectors, an MLP of the user's features) and an item tower (id embedding, CNN picture, BiGRU "
+        "description, MLP attributes), each concatenated, 128-d, CLIP loss over in-batch items.",
+        reference="Yi et al. 2019, Sampling-Bias-Corrected Neural Modeling for Large Corpus Item Recommendations",
+        user="user_embedding", history="bag", profile="profile_mlp", item="item_embedding", image="cnn",
+        text="bigru", tabular="mlp", head="retrieval", query=["user", "history", "profile"],
+        candidate=["item", "image", "text", "tabular"], encoder_options={"image": {"pooling": "avg"}},
+        params=1_560_330,
+    ),
+    "gru_cnn_gru_twotower": dict(
+        task="recommender", description="Two-tower recommender as bag_cnn_gru_twotower, with a GRU over the "
+        "history in time order (what the user chose lately counts more).",
+        reference="Hidasi et al. 2016, Session-based Recommendations with Recurrent Neural Networks",
+        user="user_embedding", history="gru", profile="profile_mlp", item="item_embedding", image="cnn",
+        text="bigru", tabular="mlp", head="retrieval", query=["user", "history", "profile"],
+        candidate=["item", "image", "text", "tabular"], encoder_options={"image": {"pooling": "avg"}},
+        params=1_585_290,
+    ),
 }
 
 
@@ -150,6 +170,7 @@ DEFAULT_CHOICE = (
     "mlp_gru_concat",
     "cnn_gru_clip",
     "melcnn_gru_clip",
+    "bag_cnn_gru_twotower",
 )
 DEFAULT_ENCODERS = {"image": "cnn", "text": "bigru", "audio": "melcnn", "tabular": "mlp"}
 

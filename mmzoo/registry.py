@@ -106,7 +106,7 @@ def _describe(obj: Any) -> str:
 
 
 #: the input kinds a model can take (one encoder registry per kind)
-MODALITY_NAMES = ("audio", "image", "tabular", "text")
+MODALITY_NAMES = ("audio", "image", "tabular", "text", "user", "item", "history", "profile")
 
 ENCODERS = Registry("encoder")
 FUSIONS = Registry("fusion")

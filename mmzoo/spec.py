@@ -43,6 +43,11 @@ class DataSpec:
             ``"pad"`` (keep the aspect ratio, pad with black); export must do the same.
         optional: inputs an example may lack (image, text, audio): an absent one is sent as an
             empty string and reaches the model blank (zeros; text: all padding).
+        num_users, num_items: size of the ``user`` / ``item`` id spaces (padding 0 and unknown 1
+            included), as ``vocab_size`` is for text.
+        user_ids, item_ids: the id strings, index = id (optional; kept by the data side).
+        history_len: item ids in the ``history`` input (the most recent ones).
+        profile_dim: length of the float vector ``profile`` input (a user's features).
 
     Example:
     >>> spec = DataSpec(modalities=("image", "text"), num_classes=4)
@@ -68,6 +73,12 @@ class DataSpec:
     )
     image_resize: str = "stretch"
     optional: Sequence[str] = ()
+    num_users: int = 1000
+    num_items: int = 1000
+    user_ids: Optional[Sequence[str]] = None
+    item_ids: Optional[Sequence[str]] = None
+    history_len: int = 20
+    profile_dim: int = 2
 
     def __post_init__(self):
         self.modalities = tuple(sorted(self.modalities))
@@ -77,6 +88,9 @@ class DataSpec:
             self.class_names = [str(c) for c in self.class_names]
         if self.vocabulary is not None:
             self.vocabulary = [str(t) for t in self.vocabulary]
+        for field in ("user_ids", "item_ids"):
+            if getattr(self, field) is not None:
+                setattr(self, field, [str(t) for t in getattr(self, field)])
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -95,6 +109,15 @@ class DataSpec:
         _positive_int("sample_rate", self.sample_rate)
         _positive_int("audio_samples", self.audio_samples)
         _positive_int("tabular_dim", self.tabular_dim)
+        _positive_int("history_len", self.history_len)
+        _positive_int("profile_dim", self.profile_dim)
+        for field, ids, size in (("user_ids", self.user_ids, self.num_users),
+                                 ("item_ids", self.item_ids, self.num_items)):
+            if not isinstance(size, int) or size < 3:
+                raise ValueError(f"num_{field[:4]}s must be at least 3 (padding 0, unknown 1 and one id). "
+                                 f"Received: {size!r}")
+            if ids is not None and len(ids) > size:
+                raise ValueError(f"{field} has {len(ids)} ids but num_{field[:4]}s={size}.")
         if self.vocab_size < 3:
             raise ValueError(
                 "vocab_size must be at least 3 (padding 0, OOV 1 and one token). "
@@ -139,6 +162,10 @@ class DataSpec:
             "text": (self.seq_len,),
             "audio": (self.audio_samples,),
             "tabular": (self.tabular_dim,),
+            "user": (1,),
+            "item": (1,),
+            "history": (self.history_len,),
+            "profile": (self.profile_dim,),
         }
         return {m: shapes[m] for m in self.modalities}
 
@@ -149,6 +176,10 @@ class DataSpec:
             "text": "int32",
             "audio": "float32",
             "tabular": "float32",
+            "user": "int32",
+            "item": "int32",
+            "history": "int32",
+            "profile": "float32",
         }
         return {m: dtypes[m] for m in self.modalities}
 
@@ -177,7 +208,7 @@ class DataSpec:
         data["image_shape"] = list(self.image_shape)
         data["optional"] = list(self.optional)
         if not include_vocabulary:
-            data["vocabulary"] = None
+            data["vocabulary"] = data["user_ids"] = data["item_ids"] = None
         return data
 
     @classmethod

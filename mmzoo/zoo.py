@@ -21,7 +21,7 @@ ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
 
 
 #: what a task is also called (its target kind): ``mmzoo list --task retrieval``
-TASK_ALIASES = {"retrieval": "retriever", "classification": "classifier"}
+TASK_ALIASES = {"retrieval": ("retriever", "recommender"), "classification": ("classifier",)}
 
 
 def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
@@ -34,11 +34,11 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
     """
     if task is None:
         return PRESETS.names(pattern)
-    task = TASK_ALIASES.get(task, task)
+    tasks = TASK_ALIASES.get(task, (task,))
     names = PRESETS.names(pattern)
-    found = [n for n in names if PRESETS.get(n)["task"] == task]
+    found = [n for n in names if PRESETS.get(n)["task"] in tasks]
     known = sorted({PRESETS.get(n)["task"] for n in names})
-    if not found and task not in known:
+    if not found and not set(tasks) & set(known):
         raise ValueError(f"Unknown task {task!r}. Tasks with presets: {known}.")
     return found
 

@@ -21,6 +21,10 @@ TINY = dict(
     sample_rate=8000,
     audio_samples=2048,
     tabular_dim=5,
+    num_users=22,
+    num_items=22,
+    history_len=6,
+    profile_dim=3,
 )
 
 
@@ -44,8 +48,12 @@ def fake_inputs(spec, batch: int = 4, seed: int = 0) -> dict:
             x[m] = ids
         elif m == "audio":
             x[m] = (0.3 * rng.standard_normal((batch,) + shape)).astype("float32")
-        else:
+        elif m in ("tabular", "profile"):
             x[m] = rng.standard_normal((batch,) + shape).astype("float32")
+        else:  # ids (user, item, history)
+            from mmzoo.modalities import get_modality
+
+            x[m] = get_modality(m).random_input(spec, batch, rng)
     return x
 
 
@@ -109,9 +117,14 @@ class MmzooTestCase(TestCase):
 VOCABULARY = ["<pad>", "<unk>"] + [f"w{i}" for i in range(TINY["vocab_size"] - 2)]
 
 
+USER_IDS = ["<pad>", "<unk>"] + [f"user{i}" for i in range(TINY["num_users"] - 2)]
+ITEM_IDS = ["<pad>", "<unk>"] + [f"item{i}" for i in range(TINY["num_items"] - 2)]
+
+
 def tiny_task(name: str, seed: int = 0):
-    """A preset at tiny shapes, with a vocabulary (so its preprocessor tokenizes)."""
-    return mmzoo.build(name, seed=seed, compile=False, vocabulary=VOCABULARY, **tiny_overrides(name))
+    """A preset at tiny shapes, with vocabularies (so its preprocessor tokenizes and looks ids up)."""
+    return mmzoo.build(name, seed=seed, compile=False, vocabulary=VOCABULARY, user_ids=USER_IDS, item_ids=ITEM_IDS,
+                       **tiny_overrides(name))
 
 
 class TaskContract:
@@ -155,7 +168,7 @@ class TaskContract:
     def run_export_test(self, task, out_dir):
         """Every exporter's artifacts pass validation (published only then); a retriever searches
         a catalogue of synthetic candidates written as files."""
-        extra = {"candidates": self.candidates_file(task, out_dir)} if task.task_name == "retriever" else {}
+        extra = {"candidates": self.candidates_file(task, out_dir)} if getattr(task, "sides", None) else {}
         result = mmzoo.export(task, out=str(out_dir), name="contract", formats=mmzoo.export.FORMATS,
                               num_samples=8, warmup_requests=2, validate="inline", **extra)
         failed = [k for k, check in result.parity.items() if not check["passed"]]

@@ -72,3 +72,36 @@ def test_shapes_shop_popularity_is_beaten_by_knowing_the_tastes(tmp_path):
     assert np.isclose(float(open(paths["items"]).readlines()[1].split(",")[-1].split()[0]),
                       np.log(float(open(paths["items"]).readlines()[1].split('"')[1].split(", ")[1].split()[0])),
                       atol=0.05)
+
+
+def test_the_two_tower_recommender_beats_popularity_and_serves_its_items(tmp_path, monkeypatch, capsys):
+    import os
+
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo.cli import main
+
+    monkeypatch.setenv("MMZOO_DATA_DIR", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", "shapes_shop", "--out", out, "--max-steps", "300"]) == 0
+    printed = capsys.readouterr().out
+    assert "Training bag_cnn_gru_twotower" in printed and "(popularity:" in printed
+    run = mmzoo.open_run(out)
+    test = run.metrics["test"]
+    assert test["items"] == 240 and test["recommender"]["queries"] == 300
+    # popularity reaches 0.09 here; knowing the hidden tastes 0.26
+    assert test["recommender"]["recall@10"] > 1.5 * test["popularity"]["recall@10"]
+    assert test["recommender"]["ndcg@10"] > test["popularity"]["ndcg@10"]
+    assert "| recommender |" in open(os.path.join(out, "report.md"), encoding="utf-8").read()
+
+    result = mmzoo.export(out, out=str(tmp_path / "models"), name="shop", num_samples=200, warmup_requests=2)
+    assert all(v["passed"] for v in result.parity.values()), result.parity
+    served = tf.saved_model.load(result.path)
+    user = run.spec.user_ids[2]
+    found = served.signatures["search"](user=tf.constant([user, "someone new"]),
+                                        history=tf.constant(["item0001 item0002", ""]),
+                                        profile=tf.constant([[3.0, 0.0], [2.5, 1.0]]))
+    ids = found["candidate_id"].numpy()
+    assert ids.shape == (2, 10) and all(v.decode().startswith("item") for v in ids.ravel())
+    assert len(set(ids[0])) == 10

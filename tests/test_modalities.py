@@ -14,7 +14,9 @@ from tests.helpers import TINY
 
 VOCAB = ["<pad>", "<unk>", "red", "circle", "what"]
 SPEC = mmzoo.DataSpec(modalities=MODALITY_NAMES, image_shape=(12, 10, 3), seq_len=5, vocab_size=5,
-                      vocabulary=VOCAB, sample_rate=8000, audio_samples=800, tabular_dim=3, num_classes=2)
+                      vocabulary=VOCAB, sample_rate=8000, audio_samples=800, tabular_dim=3, num_classes=2,
+                      user_ids=["<pad>", "<unk>", "ann", "bo"], item_ids=["<pad>", "<unk>", "i1", "i2", "i3"],
+                      history_len=4, profile_dim=2)
 
 
 def test_every_modality_name_has_a_record():
@@ -53,6 +55,7 @@ def test_a_record_turns_raw_examples_into_model_inputs(name):
     ("image", b"not an image", "Invalid input <image>: not a decodable image"),
     ("audio", b"RIFF....", "Invalid input <audio>: not a decodable WAV file"),
     ("text", b"   ", "Invalid input <text>: empty text"),
+    ("user", b" ", "Invalid input <user>: empty user id"),
 ])
 def test_a_bad_serving_example_is_named_with_its_position(name, bad, message):
     record = get_modality(name)
@@ -68,3 +71,15 @@ def test_text_without_a_vocabulary_says_how_to_get_one():
     spec = mmzoo.DataSpec(modalities=("text",), **{k: v for k, v in TINY.items() if k == "seq_len"})
     with pytest.raises(ValueError, match="no vocabulary, so raw text cannot be tokenized"):
         Preprocessor(spec)({"text": tf.constant(["hello"])})
+
+
+def test_ids_look_up_their_vocabularies_and_keep_the_most_recent_history():
+    pre = Preprocessor(SPEC)
+    x = pre({"user": tf.constant(["bo", "ann", "newcomer"]), "item": tf.constant(["i3", "i9", "i1"]),
+             "history": tf.constant(["i1 i2 i3 i1 i2", "", "i9 i3"])})
+    assert x["user"].numpy().tolist() == [[3], [2], [1]]  # unknown -> 1
+    assert x["item"].numpy().tolist() == [[4], [1], [2]]
+    assert x["history"].numpy().tolist() == [[3, 4, 2, 3], [0, 0, 0, 0], [1, 4, 0, 0]]  # last 4, padded with 0
+    spec = mmzoo.DataSpec(modalities=("user",))
+    with pytest.raises(ValueError, match="no user_ids, so raw user ids cannot be looked up"):
+        Preprocessor(spec)({"user": tf.constant(["ann"])})

@@ -56,6 +56,7 @@ PRODUCES = {
         "export/models/clip/1/litert/query_int8.tflite",
         "export/models/clip/1/litert/candidates.npy",
         "export/models/clip/2/saved_model.pb",
+        "runs/shop/metrics.json",
     ],
     "05_extend_the_zoo": [
         "runs/extend/metrics.json",

@@ -96,9 +96,12 @@ def test_list_models_by_task(capsys):
 
     classifiers, retrievers = mmzoo.list_models(task="classifier"), mmzoo.list_models(task="retrieval")
     assert sorted(classifiers + retrievers) == sorted(mmzoo.list_models()) and not set(classifiers) & set(retrievers)
-    assert retrievers == mmzoo.list_models(task="retriever") == ["cnn_gru_clip", "cnn_gru_siglip", "melcnn_gru_clip"]
+    assert mmzoo.list_models(task="retriever") == ["cnn_gru_clip", "cnn_gru_siglip", "melcnn_gru_clip"]
+    assert mmzoo.list_models(task="recommender") == ["bag_cnn_gru_twotower", "gru_cnn_gru_twotower"]
+    assert sorted(retrievers) == sorted(mmzoo.list_models(task="retriever") + mmzoo.list_models(task="recommender"))
     assert all(mmzoo.describe(n)["task"] == "classifier" for n in classifiers)
-    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['classifier', 'retriever'\]"):
+    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['classifier', 'recommender', "
+                       r"'retriever'\]"):
         mmzoo.list_models(task="ranker")
     assert main(["list", "--task", "classifier"]) == 0
     out = capsys.readouterr().out
@@ -106,7 +109,7 @@ def test_list_models_by_task(capsys):
     assert main(["list", "--task", "retrieval"]) == 0
     out = capsys.readouterr().out
     assert "cnn_gru_clip" in out and "cnn_gru_multitask" not in out
-    assert {"classifier", "retriever"} <= set(mmzoo.list_parts("task"))
+    assert {"classifier", "retriever", "recommender"} <= set(mmzoo.list_parts("task"))
 
 
 # ----------------------------------------------------------------------------- manifests

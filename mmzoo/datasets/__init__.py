@@ -33,14 +33,17 @@ __all__ = [
 ]
 
 from mmzoo.datasets import shapes_captions as _shapes_captions
+from mmzoo.datasets import shapes_shop as _shapes_shop
 
 # Dataset name -> its config names. shapes_vqa is an offline TFDS builder; shapes_captions is
 # written as files and a pair manifest (a retriever's format).
 _DATASETS = {"shapes_captions": tuple(sorted(_shapes_captions.CONFIGS)),
+             "shapes_shop": tuple(sorted(_shapes_shop.CONFIGS)),
              "shapes_vqa": tuple(sorted(_SHAPES_VQA_CONFIGS))}
 _DEFAULT_CONFIG = "image_text_audio_small"
 #: the config `load(name)` and `mmzoo train --data NAME` use when none is named
-DEFAULT_CONFIGS = {"shapes_vqa": "image_text_audio", "shapes_captions": _shapes_captions.DEFAULT_CONFIG}
+DEFAULT_CONFIGS = {"shapes_vqa": "image_text_audio", "shapes_captions": _shapes_captions.DEFAULT_CONFIG,
+                   "shapes_shop": "small"}
 
 
 def list_datasets(with_configs: bool = False) -> list:
@@ -108,6 +111,13 @@ def load(
 
         pipeline_kwargs.pop("task", None)
         return from_manifest(_shapes_captions.write_dataset(config, data_dir), task="retrieval", **pipeline_kwargs)
+    if name == "shapes_shop":
+        config = config or DEFAULT_CONFIGS[name]
+        _check(name, config)
+        from mmzoo.data.recommender import from_interactions  # lazy, as below
+
+        kwargs = {k: v for k, v in pipeline_kwargs.items() if k in ("history_len", "holdout", "validation", "spec")}
+        return from_interactions(**_shapes_shop.write_dataset(config, data_dir), **kwargs)
     # lazy: `import mmzoo.datasets` stays free of TensorFlow (mmzoo.data.tfds_source imports it)
     from mmzoo.data import from_tfds
 

@@ -112,7 +112,7 @@ def write_dataset(config: str = "small", data_dir: Optional[str] = None, seed: i
         write_table(os.path.join(staging, "items.csv"), item_rows)
         noise = np.random.default_rng([seed, 99])
         write_table(os.path.join(staging, "users.csv"), [
-            {"user": u["user"], "tabular": f"{np.log(u['budget']) + noise.normal(0, 0.2):.4f} {noise.normal():.4f}"}
+            {"user": u["user"], "profile": f"{np.log(u['budget']) + noise.normal(0, 0.2):.4f} {noise.normal():.4f}"}
             for u in users])
         write_table(os.path.join(staging, "interactions.csv"), events)
         if os.path.exists(folder):

@@ -9,7 +9,7 @@ An encoder is a callable registered with `mmzoo.register_encoder(name, modality=
 - ``"map"``: the image feature map ``[batch, height, width, channels]`` (image encoders).
 """
 
-from mmzoo.encoders import audio, image, tabular, text  # noqa: F401  (registers encoders)
+from mmzoo.encoders import audio, ids, image, tabular, text  # noqa: F401  (registers encoders)
 from mmzoo.encoders.base import OUTPUT_KINDS, encoder_model
 
 __all__ = ["OUTPUT_KINDS", "encoder_model"]

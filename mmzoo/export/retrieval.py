@@ -52,7 +52,10 @@ LITE_DIR = "litert"
 
 
 def is_retriever(model) -> bool:
-    return getattr(model, "task_name", "") == "retriever"
+    """A two-tower task (a `mmzoo.tasks.Retriever`, recommenders included)."""
+    from mmzoo.tasks.retriever import Retriever
+
+    return isinstance(model, Retriever)
 
 
 # ---------------------------------------------------------------------- the catalogue
@@ -104,6 +107,9 @@ def _side_inputs(features: dict, side: Sequence[str]) -> dict:
 def catalogue_from_data(model, data, splits: Sequence[str] = ("train", "validation", "test")) -> Catalogue:
     """Every distinct candidate of a pair manifest's splits (first occurrence kept): id = the
     file path relative to the data root (image, audio) or the text; name = the same."""
+    if hasattr(data, "catalogue_inputs"):  # a recommender's items table
+        ids, names, inputs = data.catalogue_inputs()
+        return Catalogue(ids, names, inputs, "the items table")
     columns = getattr(data, "_columns", None)
     if columns is None:
         raise ValueError("The catalogue comes from a manifest's data (mmzoo.data.from_manifest) or a candidates "
@@ -268,7 +274,9 @@ def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> d
         "score": tf.function(score, input_signature=[both], autograph=False),
     }
     functions["serving_default"] = functions["search"]
-    trackables = [holder, *[p.tokenizer.table for p in pre.values() if p.tokenizer is not None]]
+    # every lookup table the preprocessors hold (the text tokenizer's, the id vocabularies')
+    tables = [state.table for p in pre.values() for state in p.states().values() if hasattr(state, "table")]
+    trackables = [holder, *tables]
     return {"functions": functions, "trackables": trackables, "towers": towers, "k": k}
 
 

@@ -1,4 +1,5 @@
-"""Input kinds as records: ``image``, ``text``, ``audio``, ``tabular`` (`Modality`).
+"""Input kinds as records: ``image``, ``text``, ``audio``, ``tabular``, and a recommender's
+``user``, ``item``, ``history``, ``profile`` (`Modality`).
 
 A new input kind is one module here that adds its record to `mmzoo.registry.MODALITIES`
 (and its name to `mmzoo.registry.MODALITY_NAMES`, its settings to `mmzoo.spec.DataSpec`).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import List
 
-from mmzoo.modalities import audio, image, tabular, text  # noqa: F401  (each adds its record)
+from mmzoo.modalities import audio, ids, image, tabular, text  # noqa: F401  (each adds its record)
 from mmzoo.modalities.base import Modality, checked_map, reject_positions
 from mmzoo.registry import MODALITIES
 

@@ -72,6 +72,10 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
         return data
     if kind == "tfrecord":
         return mmzoo.data.from_tfrecord(source["path"])
+    if kind == "interactions":
+        from mmzoo.data.recommender import from_interactions
+
+        return from_interactions(**source["paths"], **source.get("options", {}))
     raise RunError(f"This run's data ({source.get('description')}) cannot be reopened; pass --data.")
 
 
@@ -131,6 +135,9 @@ class Run:
         elif isinstance(data, str):
             data = open_data(data, spec=spec)
         split = split or _eval_split(data)
+        if hasattr(self.model, "evaluate_data") and hasattr(data, "catalogue_inputs"):  # a recommender
+            self.evaluated_inputs = None
+            return {"split": split, "test": self.model.evaluate_data(data, split), "ablation": None}
         ds = data.dataset(split, batch_size=batch_size, shuffle=False)
         inputs, y, pred = collect(self.model, ds)
         result = {"split": split, "test": self.model.evaluate_predictions(y, pred)}
