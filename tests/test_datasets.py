@@ -132,13 +132,20 @@ def test_import_does_not_import_tensorflow():
 
 
 def test_list_datasets_and_errors():
-    assert mmzoo.datasets.list_datasets() == ["shapes_vqa"]
+    assert mmzoo.datasets.list_datasets() == ["shapes_captions", "shapes_shop", "shapes_vqa"]
     assert mmzoo.datasets.list_datasets(with_configs=True) == [
+        "shapes_captions/image_text",
+        "shapes_captions/image_text_en",
+        "shapes_captions/image_text_small",
+        "shapes_shop/full",
+        "shapes_shop/small",
         "shapes_vqa/image_text",
         "shapes_vqa/image_text_audio",
         "shapes_vqa/image_text_audio_small",
         "shapes_vqa/image_text_small",
     ]
+    with pytest.raises(ValueError, match=r"Unknown config 'smal' for dataset 'shapes_shop'.*Did you mean"):
+        mmzoo.datasets.load("shapes_shop", config="smal")
     with pytest.raises(ValueError, match=r"Unknown config 'image_txt'.*Did you mean"):
         mmzoo.datasets.builder(config="image_txt")
     with pytest.raises(ValueError, match=r"Unknown dataset 'shape_vqa'.*shapes_vqa"):

@@ -201,13 +201,13 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     with pytest.raises(ValueError, match="takes"):
         run.predict(audio=picture)
 
-    result = mmzoo.export(out, out=str(tmp_path / "models"), name="clip", quantize="int8", num_samples=300,
-                          warmup_requests=2, approximate=True)
+    # (the int8 towers and their recall gate: notebook 06, which exports the same model with int8)
+    result = mmzoo.export(out, out=str(tmp_path / "models"), name="clip", num_samples=300, warmup_requests=2,
+                          approximate=True)
     assert {c for c, v in result.parity.items() if not v["passed"]} == set()
     assert {"saved_model.search", "saved_model.embed_query", "saved_model.embed_candidate", "saved_model.score",
-            "tflite_query_float32", "tflite_candidate_float32", "tflite_query_int8",
-            "tflite_candidate_int8"} <= set(result.parity)
-    assert result.parity["tflite_query_int8"]["recall_drop"] <= 0.01
+            "tflite_query_float32", "tflite_candidate_float32"} <= set(result.parity)
+    assert result.parity["tflite_query_float32"]["recall_drop"] <= 0.01
     assert result.card["validation"]["fresh_process"] is True
     loaded = tf.saved_model.load(result.path)
     assert {"search", "embed_query", "embed_candidate", "score", "serving_default"} <= set(loaded.signatures)
@@ -258,7 +258,7 @@ def _audio_captions(root, n=96):
 def test_other_retrieval_presets_train_and_export(preset, tmp_path):
     rows = _audio_captions(tmp_path) if preset == "melcnn_gru_clip" else _pair_files(tmp_path, 48)
     manifest = write_manifest(tmp_path, rows, "pairs.csv")
-    run = mmzoo.train(preset, manifest, epochs=4, out=str(tmp_path / "run"), verbose=0, seed=0)
+    run = mmzoo.train(preset, manifest, epochs=2, out=str(tmp_path / "run"), verbose=0, seed=0)
     first = run.model.directions()[0][0]
     metrics = run.metrics["test"][first]
     assert 0 < metrics["pool"] and 0.0 <= metrics["recall@1"] <= metrics["recall@10"] <= 1.0

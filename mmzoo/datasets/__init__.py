@@ -1,13 +1,14 @@
 """Built-in offline datasets (TFDS builders) and their loaders.
 
 ``import mmzoo.datasets`` registers the TFDS builder ``shapes_vqa`` (it imports
-``tensorflow_datasets``, which does not import TensorFlow); everything that needs
-TensorFlow is imported inside the functions.
+``tensorflow_datasets``, which does not import TensorFlow); ``shapes_captions`` (image <-> text
+pairs) and ``shapes_shop`` (a recommender's interactions) are written as files on first use.
+Everything that needs TensorFlow is imported inside the functions.
 
 Example:
 >>> import mmzoo.datasets
->>> mmzoo.datasets.list_datasets(with_configs=True)[:2]
-['shapes_vqa/image_text', 'shapes_vqa/image_text_audio']
+>>> mmzoo.datasets.list_datasets()
+['shapes_captions', 'shapes_shop', 'shapes_vqa']
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def list_datasets(with_configs: bool = False) -> list:
 
     Example:
     >>> list_datasets()
-    ['shapes_vqa']
+    ['shapes_captions', 'shapes_shop', 'shapes_vqa']
     """
     if not with_configs:
         return sorted(_DATASETS)
@@ -90,10 +91,12 @@ def load(
     data_dir: Optional[str] = None,
     **pipeline_kwargs: Any,
 ):
-    """A built-in dataset as an mmzoo data object (via `mmzoo.data.from_tfds`).
+    """A built-in dataset as an mmzoo data object.
 
-    The TFDS features map to model inputs as ``image <- image``, ``text <- question``,
-    ``audio <- audio`` (audio configs only) and ``label <- answer``.
+    ``shapes_vqa`` (via `mmzoo.data.from_tfds`): the TFDS features map to model inputs as
+    ``image <- image``, ``text <- question``, ``audio <- audio`` (audio configs only) and
+    ``label <- answer``. ``shapes_captions``: its pair manifest (`mmzoo.data.from_manifest`, a
+    retriever's data). ``shapes_shop``: its interactions (`mmzoo.data.recommender.from_interactions`).
 
     Args:
         name: dataset name, see `list_datasets()`.

@@ -212,7 +212,7 @@ print([names[i] for i in top])
 shop = mmzoo.datasets.load("shapes_shop")
 for note in shop.report.notes:
     print("-", note)
-recommender = mmzoo.train("bag_cnn_gru_twotower", shop, max_steps=300 if TEST else 2000, out="runs/shop",
+recommender = mmzoo.train("bag_cnn_gru_twotower", shop, max_steps=100 if TEST else 2000, out="runs/shop",
                           overwrite=True)
 display(Markdown("\n".join(recommender.model.report_sections(recommender.metrics["test"]))))
 
