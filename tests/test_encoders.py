@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo.registry import ENCODERS
+from mmzoo.registry import ENCODERS, MODALITY_NAMES
 from mmzoo.spec import DataSpec
 from tests.helpers import TINY, fake_inputs
 
-SPEC = DataSpec(modalities=("audio", "image", "tabular", "text"), **TINY)
+SPEC = DataSpec(modalities=MODALITY_NAMES, **TINY)
 RANK = {"vector": 2, "sequence": 3, "map": 4}
 
 
@@ -36,11 +36,13 @@ def test_encoder_output_kinds(name, output):
     assert np.all(np.isfinite(y))
 
 
-@pytest.mark.parametrize("name", mmzoo.list_parts("encoder", modality="text"))
+@pytest.mark.parametrize("name", mmzoo.list_parts("encoder", modality="text")
+                         + mmzoo.list_parts("encoder", modality="history"))
 def test_text_padding_is_masked(name):
-    """The padding row of the embedding must not reach the output: padding is masked."""
+    """The padding row of the embedding must not reach the output: padding is masked (text
+    tokens, a user's history of items)."""
     model = ENCODERS.get(name)(SPEC, output="vector")
-    x = fake_inputs(SPEC, batch=2)["text"]
+    x = fake_inputs(SPEC, batch=2)[ENCODERS.meta(name)["modality"]]
     before = np.asarray(model(x, training=False))
     emb = model.get_layer("embedding").embeddings
     emb.assign(np.concatenate([np.full((1, emb.shape[1]), 7.0, "float32"), emb.numpy()[1:]]))

@@ -84,7 +84,7 @@ def test_the_two_tower_recommender_beats_popularity_and_serves_its_items(tmp_pat
 
     monkeypatch.setenv("MMZOO_DATA_DIR", str(tmp_path / "data"))
     out = str(tmp_path / "run")
-    assert main(["train", "--data", "shapes_shop", "--out", out, "--max-steps", "300"]) == 0
+    assert main(["train", "--data", "shapes_shop", "--out", out, "--max-steps", "200"]) == 0
     printed = capsys.readouterr().out
     assert "Training bag_cnn_gru_twotower" in printed and "(popularity:" in printed
     run = mmzoo.open_run(out)
@@ -105,3 +105,18 @@ def test_the_two_tower_recommender_beats_popularity_and_serves_its_items(tmp_pat
     ids = found["candidate_id"].numpy()
     assert ids.shape == (2, 10) and all(v.decode().startswith("item") for v in ids.ravel())
     assert len(set(ids[0])) == 10
+
+
+def test_the_gru_recommender_trains_on_interactions_and_exports(tmp_path):
+    import mmzoo
+
+    data = mmzoo.datasets.load("shapes_shop", data_dir=str(tmp_path / "data"), history_len=8)
+    run = mmzoo.train("gru_cnn_gru_twotower", data, epochs=1, out=str(tmp_path / "run"), verbose=0)
+    test = run.metrics["test"]
+    assert run.spec.history_len == 8 and test["recommender"]["queries"] == 300
+    assert 0.0 <= test["recommender"]["recall@10"] <= test["recommender"]["recall@50"] <= 1.0
+    again = mmzoo.open_run(run.root).evaluate()  # reopens the three files with the run's spec
+    assert again["test"]["recommender"] == test["recommender"]
+    result = mmzoo.export(run.root, out=str(tmp_path / "models"), validate="inline", num_samples=64)
+    assert all(v["passed"] for v in result.parity.values()), result.parity
+    assert {"tflite_query_float32", "tflite_candidate_float32"} <= set(result.artifacts)

@@ -177,15 +177,15 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     monkeypatch.setenv("MMZOO_DATA_DIR", str(tmp_path / "data"))
     out = str(tmp_path / "run")
     assert main(["train", "--data", "shapes_captions", "--model", "cnn_gru_clip", "--out", out,
-                 "--max-steps", "300", "--seed", "0"]) == 0
+                 "--max-steps", "200", "--seed", "0"]) == 0
     printed = capsys.readouterr().out
     assert "test text_to_image: R@1" in printed and "chance R@5 0.017" in printed
     run = mmzoo.open_run(out)
     test = run.metrics["test"]
     t2i, i2t = test["text_to_image"], test["image_to_text"]
     assert t2i["pool"] == 300 and t2i["queries"] == 600 and i2t["pool"] == 600
-    # well above chance after 300 steps (chance R@5 = 1.7%; a perfect reader's R@1 ceiling is 87%)
-    assert t2i["recall@5"] > 10 * t2i["chance_recall@5"] and i2t["recall@5"] > 10 * i2t["chance_recall@5"]
+    # well above chance after 200 steps (chance R@5 = 1.7%; a perfect reader's R@1 ceiling is 87%)
+    assert t2i["recall@5"] > 8 * t2i["chance_recall@5"] and i2t["recall@5"] > 8 * i2t["chance_recall@5"]
     assert t2i["recall@1"] <= t2i["recall@5"] <= t2i["recall@10"] and t2i["median_rank"] < 20
     assert run.metrics["ablation"] is None and run.config["augment"]["modality_dropout"] == 0.0
     for png in ("recall_at_k.png", "retrieval_examples.png"):
@@ -258,7 +258,7 @@ def _audio_captions(root, n=96):
 def test_other_retrieval_presets_train_and_export(preset, tmp_path):
     rows = _audio_captions(tmp_path) if preset == "melcnn_gru_clip" else _pair_files(tmp_path, 48)
     manifest = write_manifest(tmp_path, rows, "pairs.csv")
-    run = mmzoo.train(preset, manifest, epochs=2, out=str(tmp_path / "run"), verbose=0, seed=0)
+    run = mmzoo.train(preset, manifest, epochs=1, out=str(tmp_path / "run"), verbose=0, seed=0)
     first = run.model.directions()[0][0]
     metrics = run.metrics["test"][first]
     assert 0 < metrics["pool"] and 0.0 <= metrics["recall@1"] <= metrics["recall@10"] <= 1.0

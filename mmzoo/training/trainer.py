@@ -75,7 +75,7 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
     if kind == "interactions":
         from mmzoo.data.recommender import from_interactions
 
-        return from_interactions(**source["paths"], **source.get("options", {}))
+        return from_interactions(**source["paths"], **source.get("options", {}), spec=spec)
     raise RunError(f"This run's data ({source.get('description')}) cannot be reopened; pass --data.")
 
 
