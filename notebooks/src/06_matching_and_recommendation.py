@@ -41,7 +41,7 @@ SMALL = True  # False: the 4,000-picture config and the full training budget
 TEST = os.environ.get("MMZOO_NOTEBOOK_TEST") == "1"  # set by mmzoo's test suite
 
 CONFIG = "image_text_small" if SMALL else "image_text"
-MAX_STEPS = 80 if TEST else 2000  # optimizer steps (2,000: mmzoo train's default budget)
+MAX_STEPS = 150 if TEST else 2000  # optimizer steps (2,000: mmzoo train's default budget)
 OUT = "export/models"
 print(mmzoo.list_models(task="retrieval"))
 
@@ -136,7 +136,7 @@ plt.show()
 
 # %%
 result = mmzoo.export(run.root, out=OUT, name="clip", quantize="int8" if TEST else "float16,dynamic,int8",
-                      num_samples=120 if TEST else 500)
+                      num_samples=200 if TEST else 500)
 print(result.summary())
 
 # %%
@@ -212,7 +212,7 @@ print([names[i] for i in top])
 shop = mmzoo.datasets.load("shapes_shop")
 for note in shop.report.notes:
     print("-", note)
-recommender = mmzoo.train("bag_cnn_gru_twotower", shop, max_steps=50 if TEST else 2000, out="runs/shop",
+recommender = mmzoo.train("bag_cnn_gru_twotower", shop, max_steps=100 if TEST else 2000, out="runs/shop",
                           overwrite=True)
 display(Markdown("\n".join(recommender.model.report_sections(recommender.metrics["test"]))))
 
