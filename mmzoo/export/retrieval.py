@@ -23,9 +23,7 @@ catalogue, without retraining.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 from typing import Dict, List, Optional, Sequence
@@ -36,7 +34,7 @@ import tensorflow as tf
 
 from mmzoo.data.preprocess import Preprocessor
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
-from mmzoo.export.saved_model import EXTRA_DIR, describe_signatures, directory_size
+from mmzoo.export.saved_model import EXTRA_DIR, directory_size, write_archive
 from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
 from mmzoo.modalities import get_modality
 from mmzoo.spec import DataSpec
@@ -283,18 +281,7 @@ def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> d
 def write_retrieval_saved_model(copy, spec: DataSpec, catalogue: Catalogue, path: str, k: int = DEFAULT_K) -> dict:
     """Write the retriever's SavedModel into ``path`` (which must not exist)."""
     built = retrieval_functions(copy, spec, catalogue, k)
-    archive = keras.export.ExportArchive()
-    for tower in built["towers"].values():
-        archive.track(tower)
-    for resource in built["trackables"]:
-        archive.track(resource)
-    with tf.device("/CPU:0"):
-        for name, fn in built["functions"].items():
-            fn.get_concrete_function()
-            archive.add_endpoint(name, fn)
-    with contextlib.redirect_stdout(io.StringIO()):
-        archive.write_out(path, verbose=False)
-    return describe_signatures(path)
+    return write_archive(path, [*built["towers"].values(), *built["trackables"]], built["functions"])
 
 
 def keras_search(model, query_inputs: dict, catalogue: Catalogue, k: int) -> dict:

@@ -103,12 +103,17 @@ def write_saved_model(model, spec, path: str, xla: bool = False, source_model_is
     """
     copy = model if source_model_is_copy else serving_model(model, spec=spec)
     built = build_serving_functions(copy, spec, xla=xla)
+    return write_archive(path, [copy, *built["trackables"]], built["functions"])
+
+
+def write_archive(path: str, tracked: list, functions: dict) -> dict:
+    """Trace ``functions`` on the CPU and write them, with the ``tracked`` models and resources,
+    as a SavedModel into ``path``; returns its signature description."""
     archive = keras.export.ExportArchive()
-    archive.track(copy)
-    for resource in built["trackables"]:
-        archive.track(resource)
+    for obj in tracked:
+        archive.track(obj)
     with tf.device("/CPU:0"):
-        for name, fn in built["functions"].items():
+        for name, fn in functions.items():
             fn.get_concrete_function()
             archive.add_endpoint(name, fn)
     with contextlib.redirect_stdout(io.StringIO()):

@@ -482,20 +482,10 @@ class MatchTarget(Target):
         index: dict = {}
         return np.array([index.setdefault(g, len(index)) for g in parsed], np.int32)
 
-    def record_feature(self):
-        import tensorflow as tf
-
-        return tf.io.FixedLenFeature([], tf.int64)
-
-    def record_value(self, label):
-        import tensorflow as tf
-
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(label).reshape(-1).tolist()))
-
-    def from_record(self, value):
-        import tensorflow as tf
-
-        return tf.cast(value, tf.int32)
+    # group ids are stored in TFRecords as class ids are
+    record_feature = ClassificationTarget.record_feature
+    record_value = ClassificationTarget.record_value
+    from_record = ClassificationTarget.from_record
 
     def compare(self, got, ref) -> dict:
         """Embeddings of a quantized tower against float32: RMSE over the value range (a
