@@ -33,7 +33,8 @@ class DataSpec:
         sample_rate: audio samples per second of the ``audio`` input.
         audio_samples: number of samples in the ``audio`` input (fixed duration).
         tabular_dim: length of the float vector ``tabular`` input.
-        task: ``classification``, ``multilabel``, ``regression`` or ``multitask``.
+        task: ``classification``, ``multilabel``, ``regression``, ``retrieval``, ``captioning`` or
+            ``multitask``.
         num_classes: classes (classification, multilabel) or outputs (regression).
         class_names: names of the classes, index = class id, when known.
         tasks: for ``multitask``: ``{name: {"task": ..., "num_classes": ...}}``.
@@ -48,6 +49,8 @@ class DataSpec:
         user_ids, item_ids: the id strings, index = id (optional; kept by the data side).
         history_len: item ids in the ``history`` input (the most recent ones).
         profile_dim: length of the float vector ``profile`` input (a user's features).
+        caption_len: tokens of a generated caption at most (``task="captioning"``, whose
+            ``class_names`` are the caption vocabulary and ``num_classes`` its size).
 
     Example:
     >>> spec = DataSpec(modalities=("image", "text"), num_classes=4)
@@ -79,6 +82,7 @@ class DataSpec:
     item_ids: Optional[Sequence[str]] = None
     history_len: int = 20
     profile_dim: int = 2
+    caption_len: int = 24
 
     def __post_init__(self):
         self.modalities = tuple(sorted(self.modalities))
@@ -111,6 +115,7 @@ class DataSpec:
         _positive_int("tabular_dim", self.tabular_dim)
         _positive_int("history_len", self.history_len)
         _positive_int("profile_dim", self.profile_dim)
+        _positive_int("caption_len", self.caption_len)
         for field, ids, size in (("user_ids", self.user_ids, self.num_users),
                                  ("item_ids", self.item_ids, self.num_items)):
             if not isinstance(size, int) or size < 3:

@@ -21,7 +21,8 @@ ACCEPTED_OVERRIDES = SPEC_OVERRIDES + PART_OVERRIDES + OTHER_OVERRIDES
 
 
 #: what a task is also called (its target kind): ``mmzoo list --task retrieval``
-TASK_ALIASES = {"retrieval": ("retriever", "recommender"), "classification": ("classifier",)}
+TASK_ALIASES = {"retrieval": ("retriever", "recommender"), "classification": ("classifier",),
+                "captioning": ("captioner",)}
 
 
 def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
@@ -54,7 +55,8 @@ def choose_preset(spec: DataSpec) -> Tuple[Union[str, dict], str]:
     """
     inputs = sorted(spec.modalities)
     fits = [n for n in PRESETS.names()
-            if sorted(PRESETS.get(n)["modalities"]) == inputs and PRESETS.get(n)["head"] == spec.task]
+            if sorted(PRESETS.get(n)["modalities"]) == inputs
+            and (PRESETS.get(n)["head"] == spec.task or PRESETS.get(n)["task"] in TASK_ALIASES.get(spec.task, ()))]
     what = f"the data has inputs {inputs} and a {spec.task} target"
     for name in DEFAULT_CHOICE:
         if name in fits:

@@ -27,9 +27,11 @@ LABEL = "label"
 SPLIT = "split"
 #: a retriever's pair manifest: rows with the same group show the same thing (optional column)
 GROUP = "group"
+#: a captioner's target: the text to generate from the inputs
+CAPTION = "caption"
 #: a multitask manifest has one label column per output: ``label_<output name>``
 _LABEL_OF = re.compile(r"^label_([a-z0-9][a-z0-9_]*)$")
-COLUMNS = tuple(MODALITIES) + (LABEL, GROUP, SPLIT)
+COLUMNS = tuple(MODALITIES) + (LABEL, CAPTION, GROUP, SPLIT)
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
     "train": "train",
@@ -73,8 +75,10 @@ def is_label_column(key: str) -> bool:
 
 
 def label_columns(mapping: Dict[str, str]) -> List[str]:
-    """The canonical label columns of a column map, ``label`` first."""
-    return sorted((c for c in mapping if is_label_column(c)), key=lambda c: (c != LABEL, c))
+    """The canonical label columns of a column map, ``label`` first (a captioner's ``caption``
+    last)."""
+    labels = sorted((c for c in mapping if is_label_column(c)), key=lambda c: (c != LABEL, c))
+    return labels + ([CAPTION] if CAPTION in mapping else [])
 
 
 def is_pair_manifest(mapping: Dict[str, str], task: Optional[str] = None) -> bool:

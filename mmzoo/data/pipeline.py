@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -40,6 +41,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 #: the loaders' default settings: those of a default `DataSpec`
 DEFAULTS = loader_settings()
+#: a captioner's default caption_len is the longest train caption, at most this
+CAPTION_LEN_CAP = 48
 
 class MultimodalData:
     """Examples for training, evaluation and export, with their `DataSpec`.
@@ -204,6 +207,9 @@ class MultimodalData:
             ds = ds.shuffle(min(buffer, n), seed=seed, reshuffle_each_iteration=True)
         calls = AUTOTUNE if autotune else cpu_parallelism()
         ds = ds.map(self._preprocess, num_parallel_calls=calls)
+        targets = self.spec.targets
+        if len(targets) == 1 and type(targets[0]).model_pair is not targets_lib.Target.model_pair:
+            ds = ds.map(targets[0].model_pair, num_parallel_calls=calls)  # (a captioner's decoder input)
         if cache_on:
             if isinstance(cache, str) and cache != "memory":
                 digest = hashlib.sha1(self.spec.to_json().encode("utf-8")).hexdigest()[:10]
@@ -261,6 +267,19 @@ class ManifestData(MultimodalData):
     def rows(self, split: str) -> np.ndarray:
         """Manifest row numbers of a split's examples, in dataset order (unshuffled)."""
         return np.asarray(self._columns[split]["row"])
+
+    def input_keys(self, split: str) -> List[str]:
+        """One string per example naming its inputs (file paths, texts): rows with the same
+        key show the same thing (a captioner's several captions of one image)."""
+        cols = self._columns[split]
+        values = [np.asarray(cols[m]).tolist() for m in self.spec.modalities]
+        return [json.dumps([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in row], ensure_ascii=False)
+                for row in zip(*values)]
+
+    def references(self, split: str) -> Optional[List[str]]:
+        """A captioner's caption of each example as written in the manifest (None otherwise)."""
+        texts = self._columns[split].get("caption_text")
+        return None if texts is None else list(texts)
 
     def _raw(self, split, num_shards, shard_index):
         cols = self._columns[split]
@@ -378,6 +397,7 @@ def from_manifest(
     on_error: str = "raise",
     validate: str = "decode",
     optional: Optional[Sequence[str]] = None,
+    caption_len: Optional[int] = None,
 ) -> ManifestData:
     """Load a CSV / JSONL manifest, check every row, learn vocabulary and class names.
 
@@ -406,6 +426,8 @@ def from_manifest(
         validate: ``"decode"`` (decode every file with TF up front) or ``"header"``.
         optional: inputs a row may leave empty (image, text, audio): those rows train with
             that input blank, and the model accepts requests without it (an empty string).
+        caption_len: a captioner's longest caption in tokens (``caption`` column; default: the
+            longest train caption, at most 48); longer captions are cut, and counted in the report.
 
     Example:
     >>> data = mmzoo.data.from_manifest("data/train.csv", image_size=(64, 64))  # doctest: +SKIP
@@ -416,6 +438,8 @@ def from_manifest(
         raise ValueError(f"validate must be 'decode' or 'header'. Received: {validate!r}")
     if spec is not None and tokenizer is not None:
         raise ValueError("tokenizer= conflicts with spec=: the spec decides the tokenizer.")
+    if spec is not None and caption_len is not None and caption_len != spec.caption_len:
+        raise ValueError(f"caption_len={caption_len} conflicts with the given spec (caption_len={spec.caption_len}).")
     if spec is not None and task is not None and task != spec.task:
         raise ValueError(f"task={task!r} conflicts with the given spec (task={spec.task!r}).")
     settings = _spec_args(
@@ -602,8 +626,14 @@ def from_manifest(
     first = targets[0]
     strata = [str(parsed[r.row]["label"][first.name]) for r in todo] if targets_lib.stratify_by(first) else None
     groups = [parsed[r.row]["label"][first.name] for r in todo] if first.kind == "retrieval" else None
+    if first.kind == "captioning":  # the captions of one input stay in one split
+        groups = [json.dumps([parsed[r.row][m] for m in chosen], ensure_ascii=False) for r in todo]
     how = f"{'stratified by class, ' if strata is not None else ''}seed {seed}"
-    if groups is not None:
+    if first.kind == "captioning":
+        how = f"the captions of one input together, seed {seed}"
+        report.notes.append(f"a caption column: the rows are inputs to caption ({len(set(groups))} distinct inputs, "
+                            f"{len(todo)} captions)")
+    elif groups is not None:
         how = f"{'whole groups, ' if 'group' in mapping else ''}seed {seed}"
         report.notes.append(
             "no label column: the rows are pairs to match (a retriever: query and candidate towers); "
@@ -627,7 +657,7 @@ def from_manifest(
         shares = f"{1 - val_fraction - test_fraction:.0%} / {val_fraction:.0%} / {test_fraction:.0%}"
         report.notes.append(f"no split column: rows split into train / validation / test ({shares}, {how})")
     split_of = {r.row: s for r, s in zip(todo, splits)}
-    if groups is not None and "split" in mapping:
+    if groups is not None and "split" in mapping and first.kind == "retrieval":
         # Fine when a group is a kind of thing (every picture of 73); a leak when it is one thing
         # (the captions of one image): said out loud either way.
         first_split: Dict[str, tuple] = {}
@@ -642,6 +672,27 @@ def from_manifest(
                 f"{'; '.join(list(spread.values())[:3])}: right when a group is a kind of thing (every picture of "
                 "one number), a leak when it is one thing (the captions of one image: its test pairs are trained on)")
     for t in targets:
+        if t.kind == "captioning":
+            captions = {r.row: parsed[r.row]["label"][t.name] for r in todo}
+            lengths = dict(zip(captions, sizes.token_counts(list(captions.values()), tokenizer)))
+            if spec is not None:
+                t.class_names, t.num_classes, t.caption_len = list(spec.class_names), spec.num_classes, spec.caption_len
+            else:
+                train_captions = [captions[r.row] for r in todo if split_of[r.row] == "train"]
+                t.class_names = text_lib.build_caption_vocabulary(train_captions, tokenizer, min_count,
+                                                                  max_vocab_size)
+                t.num_classes = len(t.class_names)
+                longest = max((lengths[r.row] for r in todo if split_of[r.row] == "train"), default=1)
+                t.caption_len = int(caption_len or min(max(longest, 1), CAPTION_LEN_CAP))
+                report.notes.append(f"captions: {t.num_classes} tokens in the vocabulary (from the train split), "
+                                    f"caption_len={t.caption_len} (the longest train caption has {longest} tokens"
+                                    + (f"; at most {CAPTION_LEN_CAP} by default" if longest > CAPTION_LEN_CAP else "")
+                                    + ")")
+            t.tokenizer = tokenizer
+            cut = sorted(row for row, n in lengths.items() if n > t.caption_len and row not in bad)
+            if cut:
+                report.notes.append(f"{len(cut)} captions are longer than caption_len={t.caption_len} tokens and are "
+                                    f"cut (rows {_short(cut)}); pass caption_len= to keep more")
         if not t.has_classes:
             continue
         if spec is not None:
@@ -693,6 +744,7 @@ def from_manifest(
             vocab_size=max(3, len(vocabulary)) if vocabulary else DataSpec.vocab_size,
             tabular_dim=tabular_dim or DataSpec.tabular_dim,
             **targets_lib.spec_fields_of(targets),
+            **({"caption_len": targets[0].caption_len} if targets[0].kind == "captioning" else {}),
             vocabulary=vocabulary,
             tokenizer=tokenizer,
             optional=optional,
@@ -708,6 +760,8 @@ def from_manifest(
         for m in chosen:
             cols[m] = get_modality(m).column([parsed[r.row][m] for r in srows], spec)
         encoded = {t.name: t.encode([parsed[r.row]["label"][t.name] for r in srows]) for t in targets}
+        if targets[0].kind == "captioning":  # (evaluation scores against the captions as written)
+            cols["caption_text"] = [parsed[r.row]["label"][targets[0].name] for r in srows]
         cols["label"] = encoded[targets[0].name] if targets[0].key is None else encoded
         columns_out[split] = cols
         report.kept[split] = len(srows)
@@ -718,7 +772,7 @@ def from_manifest(
         modalities=list(modalities) if modalities else None, task=task, tasks=tasks, resample=resample,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, root=root, columns=columns,
         format=format, allow_absolute_paths=allow_absolute_paths, on_error=on_error, validate=validate,
-        optional=optional or None,
+        optional=optional or None, caption_len=caption_len,
     )
     data.source = {
         "kind": "manifest",

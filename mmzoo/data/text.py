@@ -212,6 +212,75 @@ def build_vocabulary(
     return vocab
 
 
+# ------------------------------------------------------------------ captions (a decoder's tokens)
+START_TOKEN = "<start>"
+END_TOKEN = "<end>"
+#: a caption vocabulary begins with these: padding 0, unknown 1, start 2, end 3
+CAPTION_RESERVED = (PAD_TOKEN, OOV_TOKEN, START_TOKEN, END_TOKEN)
+START_ID, END_ID = 2, 3
+_NO_SPACE_BEFORE = re.compile(r" ([.,;:!?)\]}%])")
+_CJK_GAP = None  # compiled on first use (from CJK_RANGES and the CJK punctuation)
+
+
+def build_caption_vocabulary(captions: Iterable[str], tokenizer: Optional[dict] = None, min_count: int = 1,
+                             max_size: Optional[int] = None) -> List[str]:
+    """A decoder's vocabulary: ``["<pad>", "<unk>", "<start>", "<end>", most frequent token, ...]``.
+
+    Example:
+    >>> build_caption_vocabulary(["a red circle.", "a circle."])
+    ['<pad>', '<unk>', '<start>', '<end>', '.', 'a', 'circle', 'red']
+    """
+    words = build_vocabulary(captions, tokenizer, min_count, None)[len(RESERVED):]
+    vocab = list(CAPTION_RESERVED) + [w for w in words if w not in CAPTION_RESERVED]
+    return vocab[:max_size] if max_size is not None else vocab
+
+
+def caption_ids(caption: str, vocabulary: Sequence[str], caption_len: int,
+                tokenizer: Optional[dict] = None) -> List[int]:
+    """``[start, token ids (at most caption_len), end, 0 ...]``: ``caption_len + 2`` ids.
+
+    Example:
+    >>> caption_ids("a red circle.", ["<pad>", "<unk>", "<start>", "<end>", "a", "circle"], 4)
+    [2, 4, 1, 5, 1, 3]
+    """
+    index = {t: i for i, t in enumerate(vocabulary) if i >= len(CAPTION_RESERVED)}
+    ids = [index.get(t, 1) for t in split_tokens(caption, tokenizer)][:caption_len]
+    return [START_ID] + ids + [END_ID] + [0] * (caption_len - len(ids))
+
+
+def caption_tokens(ids: Sequence[int], vocabulary: Sequence[str]) -> List[str]:
+    """Token strings of decoded ids, up to the first end (start and padding dropped).
+
+    Example:
+    >>> caption_tokens([4, 5, 3, 0], ["<pad>", "<unk>", "<start>", "<end>", "a", "circle"])
+    ['a', 'circle']
+    """
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == END_ID:
+            break
+        if i not in (0, START_ID):
+            out.append(vocabulary[i] if 0 <= i < len(vocabulary) else OOV_TOKEN)
+    return out
+
+
+def join_tokens(tokens: Sequence[str]) -> str:
+    """Tokens -> readable text: spaces between words, none before closing punctuation or
+    between CJK characters (the inverse of `split_tokens` up to case and spacing).
+
+    Example:
+    >>> join_tokens(["a", "red", "circle", "."]), join_tokens(["左", "上", "是", "红", "色", "。"])
+    ('a red circle.', '左上是红色。')
+    """
+    global _CJK_GAP
+    if _CJK_GAP is None:
+        cjk = _py_class(CJK_RANGES + ((0x3000, 0x303F), (0xFF01, 0xFF64)))
+        _CJK_GAP = re.compile(f"(?<={cjk}) | (?={cjk})")
+    text = _NO_SPACE_BEFORE.sub(r"\1", " ".join(tokens))
+    return _CJK_GAP.sub("", text)
+
+
 class ReferenceTokenizer:
     """Pure-Python tokenizer giving the same ids as `TextTokenizer` (for TFLite serving).
 

@@ -96,7 +96,7 @@ def load(
     ``shapes_vqa`` (via `mmzoo.data.from_tfds`): the TFDS features map to model inputs as
     ``image <- image``, ``text <- question``, ``audio <- audio`` (audio configs only) and
     ``label <- answer``. ``shapes_captions``: its pair manifest (`mmzoo.data.from_manifest`, a
-    retriever's data). ``shapes_shop``: its interactions (`mmzoo.data.recommender.from_interactions`).
+    retriever's data), or for the ``caption*`` configs its caption manifest (a captioner's). ``shapes_shop``: its interactions (`mmzoo.data.recommender.from_interactions`).
 
     Args:
         name: dataset name, see `list_datasets()`.
@@ -113,7 +113,11 @@ def load(
         from mmzoo.data import from_manifest  # lazy, as below
 
         pipeline_kwargs.pop("task", None)
-        return from_manifest(_shapes_captions.write_dataset(config, data_dir), task="retrieval", **pipeline_kwargs)
+        task = _shapes_captions.CONFIGS[config]["task"]
+        data = from_manifest(_shapes_captions.write_dataset(config, data_dir), task=task, **pipeline_kwargs)
+        if task == "captioning":  # (a captioner's evaluation checks what the captions name)
+            data.caption_content_accuracy = _shapes_captions.content_accuracy
+        return data
     if name == "shapes_shop":
         config = config or DEFAULT_CONFIGS[name]
         _check(name, config)

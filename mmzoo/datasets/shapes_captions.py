@@ -1,5 +1,6 @@
 """`shapes_captions`: images of coloured shapes with captions in English and Chinese, for
-image <-> text matching (a retriever's built-in data). Plain numpy and files, no TensorFlow.
+image <-> text matching (a retriever's built-in data) and for captioning (image -> caption, and
+clips of beeps -> caption: the ``caption*`` configs). Plain numpy and files, no TensorFlow.
 
 Each image is a 32x32 scene of one to four shapes (circle, square, triangle in red, green,
 blue, yellow; one per cell of a 2x2 grid on black) drawn as in `shapes_vqa`. Its captions
@@ -10,8 +11,14 @@ split), the format `mmzoo.data.from_manifest` reads for any retriever, so it is 
 example of it. Example ``i`` of a split is drawn from ``default_rng([seed, i])``: a small
 config is a prefix of the large one, and the files are the same on every machine.
 
+The captioning configs write ``captions.csv`` (image or audio, caption, split): each caption
+says how many shapes there are, then each shape with its colour and cell in reading order
+(`caption_scene`), in two phrasings (and languages); a beeps clip's says how many beeps, then
+each one's pitch, low or high, in order (`caption_beeps`). `content_accuracy` checks that a
+generated caption names the right things.
+
 Example:
->>> path = write_dataset("/tmp/shapes_captions", "image_text_small")    # doctest: +SKIP
+>>> path = write_dataset("image_text_small", "/tmp/data")    # doctest: +SKIP
 >>> data = mmzoo.data.from_manifest(path, task="retrieval")
 """
 
@@ -21,7 +28,9 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
+import wave
 import tempfile
 import zlib
 from typing import Dict, List, Optional, Sequence
@@ -32,14 +41,24 @@ from mmzoo.datasets import shapes_vqa_generate as scenes
 
 VERSION = "1.0.0"
 #: images per split; every image has ``captions_per_image`` rows
+_LARGE = {"train": 4000, "validation": 500, "test": 500}
+_SMALL = {"train": 1200, "validation": 200, "test": 300}
+#: ``task``: ``retrieval`` (pairs.csv: image, text, group) or ``captioning`` (captions.csv: the
+#: ``input``, image or audio, and a caption; one row per caption). ``languages``: one caption a
+#: language, per input (``("en", "en")``: two English phrasings).
 CONFIGS = {
-    "image_text": {"sizes": {"train": 4000, "validation": 500, "test": 500}, "languages": ("en", "zh")},
-    "image_text_small": {"sizes": {"train": 1200, "validation": 200, "test": 300}, "languages": ("en", "zh")},
-    "image_text_en": {"sizes": {"train": 4000, "validation": 500, "test": 500}, "languages": ("en",)},
+    "image_text": {"task": "retrieval", "input": "image", "sizes": _LARGE, "languages": ("en", "zh")},
+    "image_text_small": {"task": "retrieval", "input": "image", "sizes": _SMALL, "languages": ("en", "zh")},
+    "image_text_en": {"task": "retrieval", "input": "image", "sizes": _LARGE, "languages": ("en",)},
+    "caption": {"task": "captioning", "input": "image", "sizes": _LARGE, "languages": ("en", "zh")},
+    "caption_small": {"task": "captioning", "input": "image", "sizes": _SMALL, "languages": ("en", "zh")},
+    "caption_en_small": {"task": "captioning", "input": "image", "sizes": _SMALL, "languages": ("en", "en")},
+    "beeps_caption_small": {"task": "captioning", "input": "audio", "sizes": _SMALL, "languages": ("en", "en")},
 }
 DEFAULT_CONFIG = "image_text_small"
 SPLIT_SEEDS = {"train": 3001, "validation": 3002, "test": 3003}
 MANIFEST = "pairs.csv"
+CAPTION_MANIFEST = "captions.csv"
 
 POSITIONS_EN = ("top left", "top right", "bottom left", "bottom right")
 POSITIONS_ZH = ("左上", "右上", "左下", "右下")
@@ -73,6 +92,115 @@ def describe_scene(grid: Sequence[int], language: str, rng: np.random.Generator)
             items.append(template.format(colour=COLOURS_ZH[colour], shape=SHAPES_ZH[shape], position=POSITIONS_ZH[c]))
         return ZH_JOIN[int(rng.integers(len(ZH_JOIN)))].join(items) + "。"
     raise ValueError(f"language must be 'en' or 'zh'. Received: {language!r}")
+
+
+COUNT_EN = ("one", "two", "three", "four")
+COUNT_ZH = ("一", "两", "三", "四")
+CAPTION_EN = ("{count} {noun}: {items}.", "there {verb} {count} {noun}, {items}.")
+CAPTION_EN_ITEM = ("a {colour} {shape} at the {position}", "a {colour} {shape} in the {position}")
+CAPTION_ZH = ("{count}个图形：{items}。", "有{count}个图形，{items}。")
+CAPTION_ZH_ITEM = ("{position}是{colour}{shape}", "{position}有一个{colour}{shape}")
+#: a beep is low or high (a captioner's audio task: how many, and each one's pitch in order)
+PITCH_HZ = {"low": (400.0, 550.0), "high": (950.0, 1200.0)}
+PITCH_ZH = {"low": "低", "high": "高"}
+
+
+def caption_scene(grid: Sequence[int], language: str, template: int) -> str:
+    """A captioner's target: how many shapes, then each with its colour in reading order (top
+    left, top right, bottom left, bottom right), in one of two phrasings (``template`` 0 / 1).
+
+    Example:
+    >>> caption_scene([0, -1, -1, 5], "en", 0)
+    'two shapes: a red circle at the top left and a green square at the bottom right.'
+    """
+    cells = [c for c in range(4) if grid[c] >= 0]
+    names = [scenes.object_name(int(grid[c])).split() for c in cells]
+    n = len(cells)
+    if language == "en":
+        item = CAPTION_EN_ITEM[template % 2]
+        items = [item.format(colour=colour, shape=shape, position=POSITIONS_EN[c]) for c, (colour, shape) in
+                 zip(cells, names)]
+        joined = items[0] if n == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        return CAPTION_EN[template % 2].format(count=COUNT_EN[n - 1], noun="shape" if n == 1 else "shapes",
+                                               verb="is" if n == 1 else "are", items=joined)
+    if language == "zh":
+        item = CAPTION_ZH_ITEM[template % 2]
+        items = [item.format(colour=COLOURS_ZH[colour], shape=SHAPES_ZH[shape], position=POSITIONS_ZH[c])
+                 for c, (colour, shape) in zip(cells, names)]
+        return CAPTION_ZH[template % 2].format(count="一" if n == 1 else COUNT_ZH[n - 1], items="，".join(items))
+    raise ValueError(f"language must be 'en' or 'zh'. Received: {language!r}")
+
+
+def caption_beeps(pitches: Sequence[str], language: str, template: int) -> str:
+    """A sound clip's caption: the number of beeps and their pitches in order.
+
+    Example:
+    >>> caption_beeps(["high", "low"], "en", 0), caption_beeps(["high", "low"], "en", 1)
+    ('two beeps: high, then low.', 'a high beep, then a low beep.')
+    """
+    n = len(pitches)
+    if language == "en":
+        if template % 2 == 0:
+            return f"{COUNT_EN[n - 1]} {'beep' if n == 1 else 'beeps'}: {', then '.join(pitches)}."
+        return ", then ".join(f"a {p} beep" for p in pitches) + "."
+    if language == "zh":
+        return f"{'一' if n == 1 else COUNT_ZH[n - 1]}声：" + "，然后".join(PITCH_ZH[p] + "音" for p in pitches) + "。"
+    raise ValueError(f"language must be 'en' or 'zh'. Received: {language!r}")
+
+
+def named_objects(caption: str) -> List[str]:
+    """The ``"colour shape"`` pairs a caption names (English or Chinese), sorted: what the
+    captioning target checks (`content_accuracy`).
+
+    Example:
+    >>> named_objects("左上是红色圆形，右下有一个绿色正方形。")
+    ['green square', 'red circle']
+    """
+    found = re.findall(r"(red|green|blue|yellow) (circle|square|triangle)", caption.lower())
+    zh_colour = {v: k for k, v in COLOURS_ZH.items()}
+    zh_shape = {v: k for k, v in SHAPES_ZH.items()}
+    found += [(zh_colour[c], zh_shape[s]) for c, s in re.findall(
+        f"({'|'.join(zh_colour)})({'|'.join(zh_shape)})", caption)]
+    return sorted(f"{c} {s}" for c, s in found)
+
+
+def named_beeps(caption: str) -> List[str]:
+    """The pitches a beeps caption names, in order (English or Chinese)."""
+    found = re.findall(r"\b(low|high)\b|([低高])音", caption.lower())
+    return [en or {"低": "low", "高": "high"}[zh] for en, zh in found]
+
+
+def content_accuracy(generated: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Share of inputs whose generated caption names what its first reference names: the same
+    colour-shape pairs (scenes) or the same pitches in order (beeps), in either language."""
+    if not generated:
+        return 0.0
+    hits = 0
+    for text, refs in zip(generated, references):
+        ref = refs[0]
+        if named_objects(ref):
+            hits += named_objects(text) == named_objects(ref)
+        else:
+            hits += bool(named_beeps(ref)) and named_beeps(text) == named_beeps(ref)
+    return hits / len(generated)
+
+
+def make_caption_example(index: int, seed: int, settings: dict) -> dict:
+    """Input ``index`` of a captioning split: ``{"image" or "audio": array, "captions": [...]}``."""
+    rng = np.random.default_rng([seed, index])
+    templates = rng.permutation(2)
+    languages = settings["languages"]
+    if settings["input"] == "audio":
+        n = int(rng.integers(1, scenes.MAX_BEEPS + 1))
+        pitches = [("low", "high")[int(b)] for b in rng.integers(0, 2, size=n)]
+        clip = scenes.beep_clip(rng, n, [rng.uniform(*PITCH_HZ[p]) for p in pitches])
+        return {"audio": clip, "pitches": pitches,
+                "captions": [caption_beeps(pitches, lang, int(templates[i % 2])) for i, lang in enumerate(languages)]}
+    n = int(rng.integers(1, scenes.MAX_OBJECTS + 1))
+    objects = [int(o) for o in rng.choice(scenes.NUM_PAIRS, size=n, replace=False)]
+    image, grid = scenes.draw_image(rng, objects)
+    return {"image": image, "grid": grid.tolist(),
+            "captions": [caption_scene(grid, lang, int(templates[i % 2])) for i, lang in enumerate(languages)]}
 
 
 def make_example(index: int, seed: int, languages: Sequence[str]) -> dict:
@@ -113,37 +241,49 @@ def write_dataset(config: str = DEFAULT_CONFIG, data_dir: Optional[str] = None, 
     if config not in CONFIGS:
         raise ValueError(f"Unknown shapes_captions config {config!r}. Expected one of {sorted(CONFIGS)}.")
     folder = dataset_folder(config, data_dir)
-    manifest = os.path.join(folder, MANIFEST)
+    settings = CONFIGS[config]
+    captioning = settings["task"] == "captioning"
+    manifest = os.path.join(folder, CAPTION_MANIFEST if captioning else MANIFEST)
     if os.path.exists(manifest):
         return manifest
-    settings = CONFIGS[config]
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
-        os.makedirs(os.path.join(staging, "images"))
+        kind = settings["input"]
+        os.makedirs(os.path.join(staging, "images" if kind == "image" else "clips"))
         rows, facts = [], {}
         total = sum(settings["sizes"].values())
         done = 0
         for split, count in settings["sizes"].items():
             grids = []
             for i in range(count):
-                example = make_example(i, SPLIT_SEEDS[split], settings["languages"])
-                name = f"images/{split}_{i:05d}.png"
-                with open(os.path.join(staging, name), "wb") as f:
-                    f.write(png_bytes(example["image"]))
-                group = f"{split}_{i:05d}"
-                rows += [{"image": name, "text": t, "group": group, "split": split} for t in example["captions"]]
-                grids.append(tuple(example["grid"]))
+                if captioning:
+                    example = make_caption_example(i, SPLIT_SEEDS[split], settings)
+                else:
+                    example = make_example(i, SPLIT_SEEDS[split], settings["languages"])
+                name = f"{'images' if kind == 'image' else 'clips'}/{split}_{i:05d}.{'png' if kind == 'image' else 'wav'}"
+                if kind == "image":
+                    with open(os.path.join(staging, name), "wb") as f:
+                        f.write(png_bytes(example["image"]))
+                    grids.append(tuple(example["grid"]))
+                else:
+                    write_pcm_wav(os.path.join(staging, name), example["audio"], scenes.SAMPLE_RATE)
+                if captioning:
+                    rows += [{kind: name, "caption": t, "split": split} for t in example["captions"]]
+                else:
+                    group = f"{split}_{i:05d}"
+                    rows += [{"image": name, "text": t, "group": group, "split": split} for t in example["captions"]]
                 done += 1
                 if progress and done % 1000 == 0:
-                    print(f"shapes_captions/{config}: {done}/{total} images", flush=True)
-            facts[split] = scene_facts(grids)
+                    print(f"shapes_captions/{config}: {done}/{total} examples", flush=True)
+            if grids:
+                facts[split] = scene_facts(grids)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["image", "text", "group", "split"], lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8", newline="") as f:
+        with open(os.path.join(staging, os.path.basename(manifest)), "w", encoding="utf-8", newline="") as f:
             f.write(buffer.getvalue())
         with open(os.path.join(staging, "dataset_info.json"), "w", encoding="utf-8") as f:
             json.dump({"name": "shapes_captions", "config": config, "version": VERSION, **settings,
@@ -157,6 +297,15 @@ def write_dataset(config: str = DEFAULT_CONFIG, data_dir: Optional[str] = None, 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def write_pcm_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
+    """int16 samples as a mono 16-bit PCM WAV file."""
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.asarray(samples, "<i2").tobytes())
 
 
 def scene_facts(grids: List[tuple]) -> Dict[str, float]:

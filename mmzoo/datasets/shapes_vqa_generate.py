@@ -221,8 +221,9 @@ def draw_image(rng: np.random.Generator, objects: Sequence[int]) -> tuple:
     return image, grid
 
 
-def beep_clip(rng: np.random.Generator, num_beeps: int) -> np.ndarray:
-    """`num_beeps` sine beeps at random non-overlapping places, plus faint noise; int16."""
+def beep_clip(rng: np.random.Generator, num_beeps: int, frequencies: Optional[Sequence[float]] = None) -> np.ndarray:
+    """`num_beeps` sine beeps at random non-overlapping places, plus faint noise; int16.
+    ``frequencies`` (Hz, one per beep) fixes their pitches, else each is drawn from `BEEP_HZ`."""
     lengths = rng.integers(
         int(BEEP_SECONDS[0] * SAMPLE_RATE), int(BEEP_SECONDS[1] * SAMPLE_RATE) + 1, size=num_beeps
     )
@@ -236,7 +237,7 @@ def beep_clip(rng: np.random.Generator, num_beeps: int) -> np.ndarray:
     for i in range(num_beeps):
         start += int(parts[i])
         length = int(lengths[i])
-        freq = rng.uniform(*BEEP_HZ)
+        freq = rng.uniform(*BEEP_HZ) if frequencies is None else float(frequencies[i])
         amp = rng.uniform(*BEEP_AMPLITUDE)
         tone = amp * np.sin(2 * np.pi * freq * t[:length] + rng.uniform(0, 2 * np.pi))
         ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, RAMP))

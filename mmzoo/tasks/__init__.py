@@ -15,6 +15,7 @@ _LAZY = {
     "Task": "mmzoo.tasks.base",
     "Classifier": "mmzoo.tasks.classifier",
     "Retriever": "mmzoo.tasks.retriever",
+    "Captioner": "mmzoo.tasks.captioner",
     "ranking": "mmzoo.tasks.ranking",
     "heads": "mmzoo.tasks.heads",
     "targets": "mmzoo.tasks.targets",
@@ -26,6 +27,7 @@ __all__ = sorted(_LAZY)
 def ensure_tasks_registered() -> None:
     """Import the built-in tasks (they register themselves)."""
     import mmzoo.tasks.classifier  # noqa: F401
+    import mmzoo.tasks.captioner  # noqa: F401
     import mmzoo.tasks.retriever  # noqa: F401
 
 

@@ -83,6 +83,17 @@ class Task(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     # ------------------------------------------------------------------ evaluation
+    def evaluate_data(self, data, split: str, batch_size: int = 256) -> dict:
+        """Evaluate on one split of a data object: ``{"test": metrics, "ablation": ..., "inputs":
+        the model inputs it ran on (the report's examples)}``. By default the model runs over the
+        split, `evaluate_predictions` scores it and, where it applies, the modality ablation."""
+        from mmzoo.training.evaluate import collect, modality_ablation
+
+        inputs, y, pred = collect(self, data.dataset(split, batch_size=batch_size, shuffle=False))
+        return {"test": self.evaluate_predictions(y, pred),
+                "ablation": modality_ablation(self, inputs, y) if self.ablation_applies else None,
+                "inputs": inputs}
+
     def evaluate_predictions(self, y_true, predictions) -> dict:
         """Metrics of predictions against targets (numpy), as saved in metrics.json."""
         raise NotImplementedError

@@ -80,3 +80,57 @@ def sigmoid_loss(logits, groups):
 
 
 RETRIEVAL_LOSSES = {"clip": contrastive_loss, "siglip": sigmoid_loss}
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class MaskedTokenLoss(keras.losses.Loss):
+    """Token cross-entropy of a decoder (logits [batch, steps, vocab], ids [batch, steps]),
+    averaged over the real tokens: padding (id 0) counts for nothing. Optional label smoothing.
+
+    Example:
+    >>> loss = MaskedTokenLoss()
+    >>> float(loss(np.array([[4, 0]]), np.zeros((1, 2, 5))))  # doctest: +ELLIPSIS
+    1.609...
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "masked_token_loss", **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction=None, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1). Received: {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        log_p = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        labels = ops.cast(y_true, "int32")
+        picked = ops.take_along_axis(log_p, ops.expand_dims(labels, -1), axis=-1)[..., 0]
+        e = self.label_smoothing
+        per_token = -(1.0 - e) * picked - e * ops.mean(log_p, axis=-1) if e else -picked
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        return {**config, "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class MaskedTokenAccuracy(keras.metrics.Mean):
+    """Share of real tokens (not padding) whose most likely id is the target (teacher forcing).
+
+    Example:
+    >>> metric = MaskedTokenAccuracy()
+    >>> metric.update_state(np.array([[1, 0]]), np.array([[[0.0, 1.0], [1.0, 0.0]]]))
+    >>> float(metric.result())
+    1.0
+    """
+
+    def __init__(self, name: str = "token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.cast(y_true, "int32")
+        hit = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels), "float32")
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        return super().update_state(ops.reshape(hit, (-1,)), sample_weight=ops.reshape(mask, (-1,)))

@@ -403,8 +403,15 @@ class Recommender(Retriever):
     >>> model = mmzoo.build("bag_cnn_gru_twotower", **data.model_kwargs())   # doctest: +SKIP
     """
 
-    def evaluate_data(self, data, split: str) -> dict:
-        """The recommendation metrics of ``split`` (``data``: a `mmzoo.data.recommender.RecommenderData`)."""
+    def evaluate_data(self, data, split: str, batch_size: int = 256) -> dict:
+        """The recommendation metrics of ``split`` (``data``: a `mmzoo.data.recommender.RecommenderData`;
+        other data is ranked as pairs, as a retriever's)."""
+        if not hasattr(data, "catalogue_inputs"):
+            return super().evaluate_data(data, split, batch_size)
+        return {"test": self.recommendation_metrics(data, split), "ablation": None}
+
+    def recommendation_metrics(self, data, split: str) -> dict:
+        """Recall@10/50 and NDCG@10 over the whole catalogue, beside popularity."""
         from mmzoo.data.interactions import ranking_metrics
 
         ids, _, item_inputs = data.catalogue_inputs()

@@ -138,6 +138,11 @@ class Target:
     def from_record(self, value):
         return value
 
+    def model_pair(self, features: dict, label):
+        """A preprocessed example -> what ``fit`` reads: ``(model inputs, target)`` (as given,
+        except where the model also reads its target, as a captioner's decoder does)."""
+        return features, label
+
     # ------------------------------------------------------------------ training
     def loss(self, label_smoothing: float = 0.0):
         """The Keras loss; ``label_smoothing`` applies where the target has classes."""
@@ -504,6 +509,96 @@ class MatchTarget(Target):
         return None
 
 
+@register_target("captioning")
+@dataclasses.dataclass
+class CaptionTarget(Target):
+    """A caption to generate (a captioner): the manifest's ``caption`` column. The class names
+    are the caption vocabulary (``<pad>``, ``<unk>``, ``<start>``, ``<end>``, then the tokens of
+    the train split's captions, most frequent first) and ``num_classes`` its size; a label is
+    ``caption_len + 2`` int32 ids (start, at most ``caption_len`` tokens, end, padding).
+    """
+
+    caption_len: int = 24
+    tokenizer: Optional[dict] = None
+
+    kind = "captioning"
+    primary_output = "caption"
+    has_classes = False
+    has_values = False
+    caption_column: ClassVar[str] = "caption"
+
+    @property
+    def column(self) -> str:
+        return self.caption_column
+
+    def check(self, where: str = "") -> None:
+        super().check(where)
+        if not isinstance(self.caption_len, int) or self.caption_len < 1:
+            raise ValueError(f"{where}caption_len must be a positive integer. Received: {self.caption_len!r}")
+        if self.class_names is not None:
+            from mmzoo.data.text import CAPTION_RESERVED
+
+            if tuple(self.class_names[:4]) != CAPTION_RESERVED:
+                raise ValueError(f"{where}a caption vocabulary starts with {list(CAPTION_RESERVED)}. "
+                                 f"Received: {list(self.class_names[:4])}")
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(f"{where}the caption vocabulary has {len(self.class_names)} tokens but "
+                                 f"num_classes={self.num_classes}.")
+
+    def parse(self, value):
+        if _empty(value):
+            raise ValueError("the caption is empty")
+        if isinstance(value, (list, dict)):
+            raise ValueError("a caption must be one string")
+        return str(value).strip()
+
+    def encode(self, parsed: list) -> np.ndarray:
+        from mmzoo.data.text import caption_ids
+
+        if not self.class_names:
+            raise ValueError("The caption vocabulary is not known yet (class_names).")
+        out = np.zeros((len(parsed), self.caption_len + 2), np.int32)
+        for i, caption in enumerate(parsed):
+            out[i] = caption_ids(caption, self.class_names, self.caption_len, self.tokenizer)
+        return out
+
+    def record_feature(self):
+        import tensorflow as tf
+
+        return tf.io.FixedLenFeature([self.caption_len + 2], tf.int64)
+
+    def record_value(self, label):
+        import tensorflow as tf
+
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(label).reshape(-1).tolist()))
+
+    def from_record(self, value):
+        import tensorflow as tf
+
+        return tf.cast(value, tf.int32)
+
+    def model_pair(self, features: dict, label):
+        """Teacher forcing: the decoder reads ``label[:-1]`` (``caption_ids``) and predicts ``label[1:]``."""
+        return {**features, DECODER_INPUT: label[..., :-1]}, label[..., 1:]
+
+    def loss(self, label_smoothing: float = 0.0):
+        from mmzoo.tasks.losses import MaskedTokenLoss
+
+        return MaskedTokenLoss(label_smoothing=label_smoothing)
+
+    def keras_metrics(self) -> list:
+        from mmzoo.tasks.losses import MaskedTokenAccuracy
+
+        return [MaskedTokenAccuracy()]
+
+    def labels_file(self) -> Optional[str]:
+        return "vocabulary.txt"
+
+
+#: the model input that holds a captioner's previous tokens in training (teacher forcing)
+DECODER_INPUT = "caption_ids"
+
+
 # ---------------------------------------------------------------------- a spec's targets
 def make_target(kind: str, *, name: str = LABEL_COLUMN, num_classes: Optional[int] = None,
                 class_names: Optional[Sequence[str]] = None, key: Optional[str] = None) -> Target:
@@ -516,6 +611,9 @@ def make_target(kind: str, *, name: str = LABEL_COLUMN, num_classes: Optional[in
 
 def targets_of(spec) -> List[Target]:
     """The targets of a `DataSpec`, in output order (one unless ``task="multitask"``)."""
+    if spec.task == "captioning":
+        return [CaptionTarget(num_classes=spec.num_classes, class_names=spec.class_names,
+                              caption_len=spec.caption_len, tokenizer=spec.tokenizer)]
     if is_multitask(spec.task):
         return [
             make_target(cfg.get("task", "classification"), name=name, key=name,
@@ -628,6 +726,8 @@ def manifest_targets(label_columns: Sequence[str], *, task: Optional[str] = None
             if column in present and kind is None:
                 kind = infer_kind(values_of(column))
             targets.append(make_target(kind or "classification", name=name, key=name))
+    elif task == "captioning" or (task is None and present == [CaptionTarget.caption_column]):
+        targets = [CaptionTarget()]
     elif task == "retrieval" or (task is None and not present):
         return [MatchTarget()]  # its group column is optional
     else:

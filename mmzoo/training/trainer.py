@@ -11,7 +11,6 @@ import mmzoo.data
 from mmzoo import datasets
 from mmzoo.spec import DataSpec
 from mmzoo.tasks.targets import data_requirements
-from mmzoo.training.evaluate import collect, modality_ablation
 from mmzoo.training.plan import DEFAULT_STEP_BUDGET, plan_epochs
 from mmzoo.training.report import (
     plot_confusion,
@@ -135,15 +134,9 @@ class Run:
         elif isinstance(data, str):
             data = open_data(data, spec=spec)
         split = split or _eval_split(data)
-        if hasattr(self.model, "evaluate_data") and hasattr(data, "catalogue_inputs"):  # a recommender
-            self.evaluated_inputs = None
-            return {"split": split, "test": self.model.evaluate_data(data, split), "ablation": None}
-        ds = data.dataset(split, batch_size=batch_size, shuffle=False)
-        inputs, y, pred = collect(self.model, ds)
-        result = {"split": split, "test": self.model.evaluate_predictions(y, pred)}
-        result["ablation"] = modality_ablation(self.model, inputs, y) if self.model.ablation_applies else None
-        self.evaluated_inputs = inputs  # (the report's retrieval examples show them)
-        return result
+        result = self.model.evaluate_data(data, split, batch_size)
+        self.evaluated_inputs = result.pop("inputs", None)  # (the report's examples show them)
+        return {"split": split, **result}
 
     def predict(self, image=None, text=None, audio=None, tabular=None) -> dict:
         """Predict from raw inputs: file paths or bytes (image, WAV), strings, arrays.
