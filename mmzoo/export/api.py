@@ -26,8 +26,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 from mmzoo.data import from_manifest
 from mmzoo.export import FORMATS, QUANTIZATIONS
 from mmzoo.export import examples as ex
+from mmzoo.export import captioning as caption_lib
 from mmzoo.export import retrieval as retrieval_lib
-from mmzoo.export.all_formats import RETRIEVAL_FORMATS, get_format, user_formats
+from mmzoo.export.all_formats import CAPTION_FORMATS, RETRIEVAL_FORMATS, get_format, user_formats
 from mmzoo.export.formats import ExportJob, Written
 from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_card
 from mmzoo.export.outputs import keras_reference, output_plan
@@ -77,7 +78,12 @@ class ExportResult:
             lines.append(f"  {key:<18} {self.sizes.get(key, 0) / 1e6:8.3f} MB  {where}")
         for name, check in self.parity.items():
             figures = []
-            if check.get("max_abs_diff") is not None:
+            if check.get("identical_captions") is not None:  # (a captioner's)
+                figures.append(f"identical captions={check['identical_captions']:.1%}, token agreement="
+                               f"{check['token_agreement']:.2%}")
+                if check.get("bleu4") is not None:
+                    figures.append(f"BLEU-4={check['bleu4']:.1f} (Keras {check['keras_bleu4']:.1f})")
+            elif check.get("max_abs_diff") is not None:
                 figures.append(f"max|diff|={check['max_abs_diff']:.2e}")
             if check.get("agreement") is not None:
                 figures.append(f"top-1 agreement={check['agreement']:.2%}")
@@ -210,6 +216,7 @@ def export(
         )
     log = _logger(verbose)
     retriever = retrieval_lib.is_retriever(model)
+    captioner = caption_lib.is_captioner(model)
     plan = output_plan(spec)
     thresholds = {**DEFAULT_THRESHOLDS, "tolerance": tolerance, "min_agreement": min_agreement,
                   "max_nrmse": max_nrmse}
@@ -269,9 +276,13 @@ def export(
     staging = os.path.join(model_root, f".staging-{token}")
     check_dir = os.path.join(model_root, f".check-{token}")
     # The servable format (the SavedModel) writes first: its size is its folder's.
-    names = [RETRIEVAL_FORMATS.get(f, f) for f in formats] if retriever else formats
-    chosen = sorted((get_format(f) for f in names), key=lambda fmt: not fmt.servable)
+    names = formats
     if retriever:
+        names = [RETRIEVAL_FORMATS.get(f, f) for f in formats]
+    elif captioner:
+        names = [CAPTION_FORMATS.get(f, f) for f in formats]
+    chosen = sorted((get_format(f) for f in names), key=lambda fmt: not fmt.servable)
+    if retriever or captioner:
         from mmzoo.export.source import serving_model
 
         model = serving_model(model, spec=spec)  # (the SavedModel traces the CPU copy)
@@ -296,6 +307,9 @@ def export(
             if retriever:
                 reference = retrieval_lib.keras_reference(model, validation)
                 raw_reference = retrieval_lib.keras_raw_reference(model, raw_inputs, extras["catalogue"], extras["k"])
+            elif captioner:
+                reference = caption_lib.keras_reference(model, validation)
+                raw_reference = caption_lib.keras_reference(model, raw_inputs, beam=True)
             else:
                 reference = keras_reference(model, validation, plan)
                 raw_reference = keras_reference(model, raw_inputs, plan)
@@ -312,7 +326,9 @@ def export(
                 report = validate_in_fresh_process(check_dir)
             report["inputs"] = {"validation": validation_source, "examples": len(next(iter(validation.values()))),
                                 "raw_examples": len(raw_rows), "labelled": labels is not None}
-            if labels is not None:
+            if labels is not None and captioner:
+                report["keras_scores"] = caption_lib.keras_scores(model, reference, labels)
+            elif labels is not None:
                 report["keras_scores"] = (retrieval_lib.keras_scores(reference, labels) if retriever
                                           else test_scores(reference, labels, plan))
             if not report["passed"]:
@@ -357,7 +373,8 @@ def export(
     final_artifacts = {k: os.path.normpath(os.path.join(final, os.path.relpath(v, staging)))
                        for k, v in artifacts.items()}
     figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "scores", "passed", "examples", "recall@10",
-               "keras_recall@10", "recall_drop", "same_top_k")
+               "keras_recall@10", "recall_drop", "same_top_k", "identical_captions", "token_agreement", "bleu4",
+               "keras_bleu4", "bleu_drop")
     parity = {c["check"]: {k: c.get(k) for k in figures}
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")

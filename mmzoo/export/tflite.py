@@ -295,14 +295,14 @@ class TFLiteModel:
     >>> lite({"image": x_uint8, "text": ids})["probabilities"]
     """
 
-    def __init__(self, model, num_threads: Optional[int] = None):
+    def __init__(self, model, num_threads: Optional[int] = None, signature: str = "serving_default"):
         if num_threads is None:
             num_threads = cpu_parallelism()
         if isinstance(model, (bytes, bytearray)):
             self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
         else:
             self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner("serving_default")
+        self.runner = self.interpreter.get_signature_runner(signature)
 
     def input_details(self) -> dict:
         return self.runner.get_input_details()

@@ -28,12 +28,14 @@ import numpy as np
 from mmzoo.export.all_formats import get_format
 from mmzoo.export.formats import CheckContext
 
-DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05, "max_recall_drop": 0.01}
+DEFAULT_THRESHOLDS = {"tolerance": 1e-4, "min_agreement": 0.98, "max_nrmse": 0.05, "max_recall_drop": 0.01,
+                      "max_bleu_drop": 1.0}
 
 
 def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) -> dict:
-    """Pass/fail of one check. ``kind``: ``exact`` (float32), ``quantized`` (agreement / NRMSE)
-    or ``recall`` (a retriever's quantized tower: recall@10 lost)."""
+    """Pass/fail of one check. ``kind``: ``exact`` (float32), ``quantized`` (agreement / NRMSE),
+    ``recall`` (a retriever's quantized tower: recall@10 lost), ``captions`` (a captioner's
+    float32 artifact: identical captions) or ``quantized_captions`` (token agreement, BLEU-4 lost)."""
     check = {"check": name, "examples": int(examples), **figures}
     if kind == "exact":
         check["threshold"] = {"max_abs_diff": thresholds["tolerance"]}
@@ -43,6 +45,24 @@ def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) 
                 f"{name}: max abs difference {figures['max_abs_diff']:.3g} > "
                 f"{thresholds['tolerance']:.3g}"
             )
+    elif kind == "captions":  # a captioner's float32 artifact: the same captions as Keras
+        check["threshold"] = {"identical_captions": 1.0}
+        check["passed"] = bool(figures["identical_captions"] >= 1.0)
+        if not check["passed"]:
+            check["failure"] = (f"{name}: {figures['identical_captions']:.2%} of the captions are the same as Keras' "
+                                f"(token agreement {figures['token_agreement']:.2%})")
+    elif kind == "quantized_captions":  # a captioner's quantized flatbuffer
+        limit = thresholds.get("max_bleu_drop", 1.0)
+        check["threshold"] = {"token_agreement": thresholds["min_agreement"], "bleu_drop": limit}
+        failures = []
+        if figures["token_agreement"] < thresholds["min_agreement"]:
+            failures.append(f"token agreement {figures['token_agreement']:.2%} < {thresholds['min_agreement']:.0%}")
+        if figures.get("bleu_drop") is not None and figures["bleu_drop"] > limit:
+            failures.append(f"BLEU-4 {figures['bleu4']:.1f} is {figures['bleu_drop']:.1f} below Keras float32's "
+                            f"{figures['keras_bleu4']:.1f} (at most {limit:g})")
+        check["passed"] = not failures
+        if failures:
+            check["failure"] = f"{name}: " + "; ".join(failures)
     elif kind == "recall":  # a retriever's quantized tower: recall@10 over the validation pool
         limit = thresholds.get("max_recall_drop", 0.01)
         check["threshold"] = {"recall_drop": limit}

@@ -27,7 +27,6 @@ from keras import ops
 from mmzoo.registry import register_head
 
 Cache = Dict[str, object]
-_NEG = -1e9
 
 
 def _split_heads(x, heads: int):
@@ -43,11 +42,20 @@ def _merge_heads(x):
 
 
 def _attend(q, k, v, mask=None):
-    """Scaled dot-product attention over heads; ``mask`` broadcasts to the scores (1 = keep)."""
+    """Scaled dot-product attention over heads; ``mask`` broadcasts to the scores (1 = keep).
+
+    Masked positions are dropped after the exponential (``exp(s - max) * mask``, normalised)
+    rather than set to a large negative score first: the scores keep their own range, which int8
+    quantization needs (a -1e9 in the tensor leaves no resolution for the real scores)."""
     scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = ops.where(mask, scores, ops.cast(_NEG, scores.dtype))
-    return ops.matmul(ops.softmax(scores, axis=-1), v)
+    if mask is None:
+        return ops.matmul(ops.softmax(scores, axis=-1), v)
+    keep = ops.cast(mask, scores.dtype)
+    floor = ops.min(scores, axis=-1, keepdims=True)  # (the largest kept score, not a masked one)
+    top = ops.max(ops.where(mask, scores, floor), axis=-1, keepdims=True)
+    weights = ops.exp(ops.minimum(scores - top, 0.0)) * keep
+    weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
+    return ops.matmul(weights, v)
 
 
 def _position_mask(index, length: int):

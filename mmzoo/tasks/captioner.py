@@ -69,6 +69,23 @@ class CaptionMemory(keras.layers.Layer):
         return {**super().get_config(), "dim": self.dim}
 
 
+class _GraphCache:
+    """Traced decoding functions by their settings, out of Keras' and tf.Module's tracking (a
+    plain object: a dict attribute would be saved with the model; these are rebuilt instead)."""
+
+    def __init__(self):
+        self._items: Dict[Any, Any] = {}
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+    def __setitem__(self, key, value) -> None:
+        self._items[key] = value
+
+
 @register_task("captioner")
 class Captioner(Task):
     """An encoder per input (token sequences) and a text decoder that attends to them.
@@ -106,7 +123,7 @@ class Captioner(Task):
         self.decoder = decoder
         self.memory = memory
         self.preset = preset
-        self._graphs: Dict[Any, Any] = {}
+        self._graphs = _GraphCache()
 
     @staticmethod
     def _memory(memory, features: dict, modalities: Sequence[str]):
@@ -282,8 +299,9 @@ class Captioner(Task):
         blank = [caption_tokens(i, self.vocabulary) for i in blank_ids]
         out["blanked"] = caption_metrics.caption_scores(blank, refs)
         out["blanked"]["caption"] = join_tokens(blank[0]) if blank else ""
-        out["examples"] = [{"row": int(r), "generated": join_tokens(g), "references": [join_tokens(x) for x in rs]}
-                           for r, g, rs in list(zip(rows, generated, refs))[:REPORT_EXAMPLES]]
+        out["examples"] = [{"row": int(r), "input_index": j, "generated": join_tokens(g),
+                            "references": [join_tokens(x) for x in rs]}
+                           for j, (r, g, rs) in enumerate(list(zip(rows, generated, refs))[:REPORT_EXAMPLES])]
         out["headline"] = {"name": "CIDEr-D", "value": out["cider_d"]}
         return {"test": out, "ablation": None, "inputs": picked}
 
@@ -318,6 +336,21 @@ class Captioner(Task):
     def describe_prediction(self, output) -> dict:
         ids = np.argmax(np.asarray(output)[0], axis=-1)
         return self.describe_ids(ids)
+
+    def rebuilt(self, encoder_options: Optional[dict] = None, fusion_options: Optional[dict] = None,
+                spec: Optional[DataSpec] = None) -> "Captioner":
+        """A copy rebuilt from the config (export's CPU copy; ``encoder_options`` such as loop-free
+        recurrent encoders), the same weights and, with ``spec``, that preprocessor."""
+        config = self.get_config()
+        if spec is not None:
+            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
+        backbone = config["backbone"]["config"]
+        for m, options in (encoder_options or {}).items():
+            backbone["encoders"][m].setdefault("options", {}).update(options)
+        config["backbone"]["config"] = plain(backbone)
+        copy = type(self).from_config(config)
+        copy.set_weights(self.get_weights())
+        return copy
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:

@@ -32,6 +32,13 @@ def predict_raw(model, spec, **raw) -> dict:
     retriever: the embedding of each side given, and their ``score`` when both are)."""
     if getattr(model, "sides", None):
         return embed_raw(model, spec, **raw)
+    if hasattr(model, "generate"):  # a captioner: its greedy caption
+        given = {m: v for m, v in raw.items() if v is not None}
+        x = prepare_inputs(spec, **given)
+        import numpy as np
+
+        ids, scores = model.generate_ids({m: np.asarray(v) for m, v in x.items()})
+        return model.describe_ids(ids[0], scores[0])
     x = prepare_inputs(spec, **raw)
     return model.describe_prediction(model(x, training=False))
 

@@ -191,3 +191,29 @@ def plot_retrieval_examples(examples: list, inputs: dict, sides: dict, spec, pat
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fig.savefig(path, dpi=110)
     return path
+
+
+def plot_caption_examples(examples: list, inputs: dict, spec, path: str) -> str:
+    """Each example input (a thumbnail, or the waveform) beside its generated caption and a
+    reference, the generated one green when it equals a reference."""
+    import textwrap
+    import warnings
+
+    fig, axes = _figure(len(examples), 2, figsize=(8.0, 1.3 * len(examples)), squeeze=False,
+                        gridspec_kw={"width_ratios": [1, 5]})
+    side = [m for m in ("image", "audio") if m in inputs][:1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (fonts without CJK glyphs)
+        for r, example in enumerate(examples):
+            _draw_item(axes[r][0], inputs, side, example["input_index"], spec)
+            ax = axes[r][1]
+            ax.axis("off")
+            same = example["generated"] in example["references"]
+            ax.text(0, 0.95, "generated: " + textwrap.fill(example["generated"], 90), va="top", fontsize=7,
+                    color="tab:green" if same else "black", transform=ax.transAxes)
+            ax.text(0, 0.4, "reference: " + textwrap.fill(example["references"][0], 90), va="top", fontsize=7,
+                    color="dimgray", transform=ax.transAxes)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fig.savefig(path, dpi=110)
+    return path

@@ -16,7 +16,7 @@ from mmzoo.training.report import (
     plot_confusion,
     plot_history,
     plot_recall_curves,
-    plot_retrieval_examples,
+    plot_caption_examples, plot_retrieval_examples,
     render_report,
 )
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
@@ -467,10 +467,13 @@ def write_report(run: Run, metrics: dict) -> None:
     if curves:
         plots["Recall@K (test pool)"] = plot_recall_curves(curves, os.path.join(run.dir.plots_dir, "recall_at_k.png"))
     inputs = getattr(run, "evaluated_inputs", None)
-    if isinstance(test.get("examples"), list) and test["examples"] and inputs is not None:  # (a retriever's)
+    examples = test.get("examples") if isinstance(test.get("examples"), list) and inputs is not None else None
+    if examples and getattr(run.model, "sides", None):  # (a retriever's)
         plots["Retrieval examples (test)"] = plot_retrieval_examples(
-            test["examples"], inputs, run.model.sides, run.model.spec,
-            os.path.join(run.dir.plots_dir, "retrieval_examples.png"))
+            examples, inputs, run.model.sides, run.model.spec, os.path.join(run.dir.plots_dir, "retrieval_examples.png"))
+    elif examples and "generated" in examples[0]:  # (a captioner's)
+        plots["Caption examples (test)"] = plot_caption_examples(
+            examples, inputs, run.model.spec, os.path.join(run.dir.plots_dir, "caption_examples.png"))
     metrics["plots"] = {k: os.path.relpath(v, run.root) for k, v in plots.items() if v}
     write_atomic(run.dir.path("metrics"), metrics)
     sections = run.model.report_sections(metrics["test"])
