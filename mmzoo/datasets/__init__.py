@@ -96,7 +96,8 @@ def load(
     ``shapes_vqa`` (via `mmzoo.data.from_tfds`): the TFDS features map to model inputs as
     ``image <- image``, ``text <- question``, ``audio <- audio`` (audio configs only) and
     ``label <- answer``. ``shapes_captions``: its pair manifest (`mmzoo.data.from_manifest`, a
-    retriever's data), or for the ``caption*`` configs its caption manifest (a captioner's). ``shapes_shop``: its interactions (`mmzoo.data.recommender.from_interactions`).
+    retriever's data), or for the ``caption*`` configs its caption manifest (a captioner's).
+    ``shapes_shop``: its interactions (`mmzoo.data.recommender.from_interactions`).
 
     Args:
         name: dataset name, see `list_datasets()`.

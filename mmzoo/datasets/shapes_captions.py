@@ -30,8 +30,8 @@ import json
 import os
 import re
 import shutil
-import wave
 import tempfile
+import wave
 import zlib
 from typing import Dict, List, Optional, Sequence
 
@@ -262,7 +262,8 @@ def write_dataset(config: str = DEFAULT_CONFIG, data_dir: Optional[str] = None, 
                     example = make_caption_example(i, SPLIT_SEEDS[split], settings)
                 else:
                     example = make_example(i, SPLIT_SEEDS[split], settings["languages"])
-                name = f"{'images' if kind == 'image' else 'clips'}/{split}_{i:05d}.{'png' if kind == 'image' else 'wav'}"
+                folder, ext = ("images", "png") if kind == "image" else ("clips", "wav")
+                name = f"{folder}/{split}_{i:05d}.{ext}"
                 if kind == "image":
                     with open(os.path.join(staging, name), "wb") as f:
                         f.write(png_bytes(example["image"]))

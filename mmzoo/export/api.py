@@ -25,8 +25,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from mmzoo.data import from_manifest
 from mmzoo.export import FORMATS, QUANTIZATIONS
-from mmzoo.export import examples as ex
 from mmzoo.export import captioning as caption_lib
+from mmzoo.export import examples as ex
 from mmzoo.export import retrieval as retrieval_lib
 from mmzoo.export.all_formats import CAPTION_FORMATS, RETRIEVAL_FORMATS, get_format, user_formats
 from mmzoo.export.formats import ExportJob, Written

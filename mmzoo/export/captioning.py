@@ -67,9 +67,9 @@ def tf_captions(ids, vocabulary: List[str]):
     ends_cjk = tf.strings.regex_full_match(tokens, f".*{cjk}")
     closing = tf.strings.regex_full_match(tokens, r"[.,;:!?)\]}%].*")
     kept = tf.ragged.boolean_mask(tokens, keep)
-    first = tf.ragged.boolean_mask(tf.cumsum(tf.cast(keep, tf.int32), axis=1) == 1, keep)
-    prev_cjk = tf.ragged.boolean_mask(tf.concat([tf.zeros_like(ends_cjk[:, :1]), ends_cjk[:, :-1]], 1), keep)
-    # the previous *kept* token is the previous position: kept tokens are a prefix
+    ends = tf.ragged.boolean_mask(ends_cjk, keep)
+    prev_cjk = tf.concat([tf.zeros_like(ends[:, :1]), ends[:, :-1]], axis=1)  # the previous kept token's end
+    first = tf.concat([tf.ones_like(ends[:, :1]), tf.zeros_like(ends[:, 1:])], axis=1)
     space = tf.logical_not(first | tf.ragged.boolean_mask(closing | starts_cjk, keep) | prev_cjk)
     pieces = tf.where(space, tf.strings.join([" ", kept]), kept)
     return tf.strings.reduce_join(pieces, axis=1)

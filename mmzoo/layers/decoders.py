@@ -81,6 +81,11 @@ class CaptionDecoder(keras.layers.Layer):
         """Per-example shape of every cache tensor (the TFLite decode step's inputs)."""
         raise NotImplementedError
 
+    def _build_for(self, memory) -> None:
+        """Build on first use from a memory, when decoding starts before any teacher-forced call."""
+        if not self.built:
+            self.build((None, self.max_length), (None, None, memory.shape[-1]))
+
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,
                 "dim": self.dim, "dropout": self.dropout}
@@ -188,6 +193,7 @@ class TransformerCaptionDecoder(CaptionDecoder):
 
     def init_cache(self, memory) -> Cache:
         """Empty self-attention keys / values and the memory's cross-attention keys / values."""
+        self._build_for(memory)
         memory = self.memory_projection(memory)
         batch = ops.shape(memory)[0]
         head = self.dim // self.num_heads
@@ -289,6 +295,7 @@ class GRUCaptionDecoder(CaptionDecoder):
         return {"state": (self.dim,), "memory_key": (memory_steps, self.dim), "memory_value": (memory_steps, self.dim)}
 
     def init_cache(self, memory) -> Cache:
+        self._build_for(memory)
         return {"state": self.initial_state(ops.mean(memory, axis=1)), "memory_key": self.attention_key(memory),
                 "memory_value": self.attention_value(memory)}
 

@@ -26,8 +26,8 @@ __all__ = sorted(_LAZY)
 
 def ensure_tasks_registered() -> None:
     """Import the built-in tasks (they register themselves)."""
-    import mmzoo.tasks.classifier  # noqa: F401
     import mmzoo.tasks.captioner  # noqa: F401
+    import mmzoo.tasks.classifier  # noqa: F401
     import mmzoo.tasks.retriever  # noqa: F401
 
 

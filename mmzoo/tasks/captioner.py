@@ -160,7 +160,8 @@ class Captioner(Task):
             raise ValueError(f"A captioner's head is a decoder, one of {list(DECODER_HEADS)}. "
                              f"Received: head={head['name']!r}")
         if "image" not in spec.modalities and "audio" not in spec.modalities:
-            raise ValueError(f"A captioner describes an image or an audio clip; the inputs are {list(spec.modalities)}.")
+            raise ValueError("A captioner describes an image or an audio clip; the inputs are "
+                             f"{list(spec.modalities)}.")
         HEADS.get(head["name"])(vocab_size=max(spec.num_classes, 4), max_length=spec.caption_len + 1,
                                 **head["options"])  # its options, checked before anything is built
 
@@ -206,7 +207,10 @@ class Captioner(Task):
             return self._graphs[key]
         encoder, decoder, length = self.encoder_model(), self.decoder, self.decoder.max_length
 
-        @tf.function(autograph=False, reduce_retracing=True)
+        signature = {m: tf.TensorSpec([None, *self.backbone.input[m].shape[1:]], self.backbone.input[m].dtype, name=m)
+                     for m in self.modalities}
+
+        @tf.function(input_signature=[signature], autograph=False)  # (one trace, shared by every signature)
         def decode(inputs):
             memory = encoder(inputs, training=False)
             batch = tf.shape(memory)[0]
@@ -298,6 +302,9 @@ class Captioner(Task):
         blank_ids, _ = self.generate_ids({m: np.zeros_like(v) for m, v in picked.items()}, batch_size=batch_size)
         blank = [caption_tokens(i, self.vocabulary) for i in blank_ids]
         out["blanked"] = caption_metrics.caption_scores(blank, refs)
+        if content is not None:
+            out["blanked"]["content_accuracy"] = float(content([join_tokens(g) for g in blank],
+                                                               [[join_tokens(r) for r in rs] for rs in refs]))
         out["blanked"]["caption"] = join_tokens(blank[0]) if blank else ""
         out["examples"] = [{"row": int(r), "input_index": j, "generated": join_tokens(g),
                             "references": [join_tokens(x) for x in rs]}
@@ -319,7 +326,7 @@ class Captioner(Task):
                      + (f" {metrics['content_accuracy']:.3f} |" if content else ""))
         b = metrics["blanked"]
         lines.append(f"| {inputs} blanked (text prior) | {b['bleu4']:.1f} | {b['cider_d']:.3f} | "
-                     f"{b['exact_match']:.3f} |" + (" |" if content else ""))
+                     f"{b['exact_match']:.3f} |" + (f" {b['content_accuracy']:.3f} |" if content else ""))
         lines += ["", f"With the {inputs} blanked every input gets the same caption: \"{b['caption']}\".", "",
                   "| row | generated | a reference |", "|---|---|---|"]
         lines += [f"| {e['row']} | {e['generated']} | {e['references'][0]} |" for e in metrics["examples"]]

@@ -712,6 +712,8 @@ def manifest_targets(label_columns: Sequence[str], *, task: Optional[str] = None
         targets = targets_of(spec)
         if spec.task == "retrieval":
             return targets
+    elif task == "captioning" or (task is None and present == [CaptionTarget.caption_column]):
+        targets = [CaptionTarget()]
     elif is_multitask(task or "") or (task is None and LABEL_COLUMN not in present and present):
         names = [c[len(LABEL_COLUMN) + 1:] for c in present if c != LABEL_COLUMN]
         if tasks:
@@ -726,8 +728,6 @@ def manifest_targets(label_columns: Sequence[str], *, task: Optional[str] = None
             if column in present and kind is None:
                 kind = infer_kind(values_of(column))
             targets.append(make_target(kind or "classification", name=name, key=name))
-    elif task == "captioning" or (task is None and present == [CaptionTarget.caption_column]):
-        targets = [CaptionTarget()]
     elif task == "retrieval" or (task is None and not present):
         return [MatchTarget()]  # its group column is optional
     else:

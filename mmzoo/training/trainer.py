@@ -13,10 +13,11 @@ from mmzoo.spec import DataSpec
 from mmzoo.tasks.targets import data_requirements
 from mmzoo.training.plan import DEFAULT_STEP_BUDGET, plan_epochs
 from mmzoo.training.report import (
+    plot_caption_examples,
     plot_confusion,
     plot_history,
     plot_recall_curves,
-    plot_caption_examples, plot_retrieval_examples,
+    plot_retrieval_examples,
     render_report,
 )
 from mmzoo.training.run import RunDirectory, RunError, package_versions, read_json, write_atomic
@@ -470,7 +471,8 @@ def write_report(run: Run, metrics: dict) -> None:
     examples = test.get("examples") if isinstance(test.get("examples"), list) and inputs is not None else None
     if examples and getattr(run.model, "sides", None):  # (a retriever's)
         plots["Retrieval examples (test)"] = plot_retrieval_examples(
-            examples, inputs, run.model.sides, run.model.spec, os.path.join(run.dir.plots_dir, "retrieval_examples.png"))
+            examples, inputs, run.model.sides, run.model.spec,
+            os.path.join(run.dir.plots_dir, "retrieval_examples.png"))
     elif examples and "generated" in examples[0]:  # (a captioner's)
         plots["Caption examples (test)"] = plot_caption_examples(
             examples, inputs, run.model.spec, os.path.join(run.dir.plots_dir, "caption_examples.png"))
