@@ -30,8 +30,11 @@ TINY = dict(
 
 def tiny_overrides(name: str) -> dict:
     """Tiny settings for a preset, keeping its head's own output sizes."""
-    head = mmzoo.describe(name)["head"]
-    extra = {} if head in ("regression", "multitask") else {"num_classes": 3}
+    described = mmzoo.describe(name)
+    extra = {} if described["head"] in ("regression", "multitask") else {"num_classes": 3}
+    if described["task"] == "captioner":  # (a decoder's vocabulary: pad, unknown, start, end and four tokens;
+        extra = {"num_classes": 8, "caption_len": 5, "audio_samples": 8000,  # audio: 3 memory frames, not 1)
+                 "class_names": ["<pad>", "<unk>", "<start>", "<end>", "a", "red", "circle", "."]}
     return {**TINY, **extra}
 
 
@@ -69,6 +72,10 @@ def fake_labels(spec, batch: int = 4, seed: int = 1):
 
     if spec.task == "retrieval":  # group ids: rows 1 and 2 show the same thing
         return ((np.arange(batch) + 1) // 2).astype("int32")
+    if spec.task == "captioning":  # start, tokens, end, padding
+        ids = rng.integers(4, spec.num_classes, (batch, spec.caption_len + 2)).astype("int32")
+        ids[:, 0], ids[:, -2], ids[:, -1] = 2, 3, 0
+        return ids
     if spec.task == "multitask":
         return {t: one(c["task"], c.get("num_classes", 1)) for t, c in spec.tasks.items()}
     return one(spec.task, spec.num_classes)
@@ -137,20 +144,30 @@ class TaskContract:
 
         return raw_batch(synthetic_examples(task.spec, n, seed=0), task.spec)
 
+    @staticmethod
+    def model_pair(task, x, y):
+        """``(model inputs, target)`` as ``fit`` reads them (a captioner's decoder also reads its target)."""
+        targets = task.spec.targets
+        return targets[0].model_pair(dict(x), y) if len(targets) == 1 else (x, y)
+
     def run_preprocessor_test(self, task):
-        """The preprocessor turns raw inputs into exactly the model's inputs."""
+        """The preprocessor turns raw inputs into exactly the model's inputs (of its data)."""
         x = task.preprocess({k: tf.constant(v) for k, v in self.raw_batch(task).items()})
-        assert set(x) == set(task.input), (sorted(x), sorted(task.input))
+        assert set(x) == set(task.spec.modalities), (sorted(x), sorted(task.input))
+        x = {k: np.asarray(v) for k, v in x.items()}
         for name, value in x.items():
             expected = task.input[name]
             assert tuple(value.shape[1:]) == tuple(expected.shape[1:]), (name, value.shape, expected.shape)
             assert value.dtype.name == expected.dtype, (name, value.dtype, expected.dtype)
-        out = task(x, training=False)
+        model_x, _ = self.model_pair(task, x, fake_labels(task.spec, len(next(iter(x.values())))))
+        assert set(model_x) == set(task.input), (sorted(model_x), sorted(task.input))
+        out = task(model_x, training=False)
         assert all(np.all(np.isfinite(o)) for o in flat_outputs(out))
         return x
 
     def run_fit_test(self, task, x, y):
         """``compile()`` with no arguments, then ``fit`` changes every trainable weight."""
+        x, y = self.model_pair(task, x, y)
         task.compile(optimizer=keras.optimizers.Adam(1e-2))
         before = [v.numpy().copy() for v in task.trainable_variables]
         history = task.fit(x, y, epochs=2, batch_size=len(next(iter(x.values()))), verbose=0)
@@ -160,6 +177,7 @@ class TaskContract:
 
     def run_round_trip_test(self, task, x):
         """``.keras`` with ``safe_mode=True``: same class, config, spec (vocabulary) and outputs."""
+        x, _ = self.model_pair(task, x, fake_labels(task.spec, len(next(iter(x.values())))))
         loaded = MmzooTestCase().assert_keras_round_trip(task, x)
         assert type(loaded) is type(task) and loaded.get_config() == task.get_config()
         assert loaded.spec == task.spec and loaded.spec.vocabulary == task.spec.vocabulary

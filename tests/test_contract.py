@@ -36,21 +36,30 @@ RETRIEVAL_EXPORT_TESTS = {
         "test_interactions.py::test_the_two_tower_recommender_beats_popularity_and_serves_its_items",
     "gru_cnn_gru_twotower": "test_interactions.py::test_the_gru_recommender_trains_on_interactions_and_exports",
 }
+#: the same for the captioning presets (their exports decode whole captions: one dedicated test each)
+CAPTION_EXPORT_TESTS = {
+    "cnn_transformer_captioner":
+        "test_captioning.py::test_cnn_transformer_captioner_trains_evaluates_exports_and_serves",
+    "cnn_gru_captioner": "test_captioning.py::test_other_captioning_presets_train_and_export",
+    "melcnn_transformer_captioner": "test_captioning.py::test_other_captioning_presets_train_and_export",
+}
+DEDICATED_EXPORT_TESTS = {**RETRIEVAL_EXPORT_TESTS, **CAPTION_EXPORT_TESTS}
 
 
-def test_every_retrieval_preset_has_its_export_test():
+def test_every_retrieval_and_captioning_preset_has_its_export_test():
     import os
 
     assert sorted(RETRIEVAL_EXPORT_TESTS) == sorted(mmzoo.list_models(task="retrieval"))
+    assert sorted(CAPTION_EXPORT_TESTS) == sorted(mmzoo.list_models(task="captioning"))
     here = os.path.dirname(os.path.abspath(__file__))
-    for name, where in RETRIEVAL_EXPORT_TESTS.items():
+    for name, where in DEDICATED_EXPORT_TESTS.items():
         module, test = where.split("::")
         source = open(os.path.join(here, module), encoding="utf-8").read()
         assert f"def {test}(" in source and name in source, (name, where)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in PRESET_NAMES if n not in RETRIEVAL_EXPORT_TESTS])
+@pytest.mark.parametrize("name", [n for n in PRESET_NAMES if n not in DEDICATED_EXPORT_TESTS])
 def test_preset_exports_pass_validation(name, tmp_path):
     TaskContract().run_export_test(tiny_task(name), tmp_path)
 

@@ -217,6 +217,9 @@ def export(
     log = _logger(verbose)
     retriever = retrieval_lib.is_retriever(model)
     captioner = caption_lib.is_captioner(model)
+    if captioner and not spec.class_names:
+        raise ValueError("A captioner's export needs its caption vocabulary (the spec's class_names), to write "
+                         "captions as text. Export a run directory (its data_spec.json has it) or pass spec=data.spec.")
     plan = output_plan(spec)
     thresholds = {**DEFAULT_THRESHOLDS, "tolerance": tolerance, "min_agreement": min_agreement,
                   "max_nrmse": max_nrmse}
