@@ -36,8 +36,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 RESULTS = os.path.join(HERE, "results")
 TOKENS = 20
+
+from bench_export import timed  # noqa: E402  (this folder's helpers: median seconds after a warm-up)
 
 
 def build(preset: str):
@@ -69,17 +72,6 @@ def images(n: int, seed: int = 0):
         pixels.append(example["image"])
         pngs.append(shapes_captions.png_bytes(example["image"]))
     return np.stack(pixels), pngs
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of one call over ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_preset(preset: str, rounds: int, folder: str) -> dict:
@@ -123,7 +115,7 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
     seconds = {(name, b): [] for name in contenders for b in (1, 64)}
     for _ in range(rounds):
         for (name, b) in seconds:
-            seconds[(name, b)].append(timed(lambda name=name, b=b: contenders[name](b), 3 if b == 64 else 10))
+            seconds[(name, b)].append(timed(lambda name=name, b=b: contenders[name](b), 3 if b == 64 else 10, warmup=1))
     out = {"params": int(model.count_params()), "tokens": TOKENS, "contenders": {}}
     for name in contenders:
         entry = {}

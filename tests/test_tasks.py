@@ -95,13 +95,17 @@ def test_list_models_by_task(capsys):
     from mmzoo.cli import main
 
     classifiers, retrievers = mmzoo.list_models(task="classifier"), mmzoo.list_models(task="retrieval")
-    assert sorted(classifiers + retrievers) == sorted(mmzoo.list_models()) and not set(classifiers) & set(retrievers)
+    captioners = mmzoo.list_models(task="captioning")
+    assert captioners == mmzoo.list_models(task="captioner") == [
+        "cnn_gru_captioner", "cnn_transformer_captioner", "melcnn_transformer_captioner"]
+    assert sorted(classifiers + retrievers + captioners) == sorted(mmzoo.list_models())
+    assert not set(classifiers) & set(retrievers)
     assert mmzoo.list_models(task="retriever") == ["cnn_gru_clip", "cnn_gru_siglip", "melcnn_gru_clip"]
     assert mmzoo.list_models(task="recommender") == ["bag_cnn_gru_twotower", "gru_cnn_gru_twotower"]
     assert sorted(retrievers) == sorted(mmzoo.list_models(task="retriever") + mmzoo.list_models(task="recommender"))
     assert all(mmzoo.describe(n)["task"] == "classifier" for n in classifiers)
-    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['classifier', 'recommender', "
-                       r"'retriever'\]"):
+    with pytest.raises(ValueError, match=r"Unknown task 'ranker'. Tasks with presets: \['captioner', 'classifier', "
+                       r"'recommender', 'retriever'\]"):
         mmzoo.list_models(task="ranker")
     assert main(["list", "--task", "classifier"]) == 0
     out = capsys.readouterr().out

@@ -32,9 +32,16 @@ from mmzoo.data.text import CJK_RANGES, END_ID, START_ID, _re2_class, caption_to
 from mmzoo.export.examples import raw_batch
 from mmzoo.export.formats import Check, CheckContext, ExportFormat, ExportJob, Written, register_format
 from mmzoo.export.lite_caption_loop import greedy_caption
-from mmzoo.export.saved_model import EXTRA_DIR, directory_size, model_input_specs, raw_input_specs, write_archive
+from mmzoo.export.saved_model import (
+    EXTRA_DIR,
+    directory_size,
+    model_input_specs,
+    raw_input_specs,
+    write_archive,
+    write_warmup,
+)
 from mmzoo.export.tflite import LITE_DIR, TFLiteModel, _convert, strip_tensor_names
-from mmzoo.export.warmup import WARMUP_FILE, protos_source, read_warmup_requests, write_warmup_requests
+from mmzoo.export.warmup import read_warmup_requests
 from mmzoo.spec import DataSpec
 from mmzoo.tasks import caption_metrics
 
@@ -167,13 +174,7 @@ class CaptionSavedModelFormat(ExportFormat):
     def write(self, job: ExportJob) -> Written:
         job.log(f"writing the SavedModel (greedy and beam-{BEAM_WIDTH} decoding in the graph)")
         signatures = write_caption_saved_model(job.model, job.spec, job.staging)
-        extra_dir = os.path.join(job.staging, EXTRA_DIR)
-        os.makedirs(extra_dir, exist_ok=True)
-        n_warm = min(job.warmup_requests, len(job.raw_rows))
-        warm_path = os.path.join(extra_dir, WARMUP_FILE)
-        write_warmup_requests(warm_path, [raw_batch([r], job.spec) for r in job.raw_rows[:n_warm]], job.name)
-        warmup = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm, "examples_per_record": 1,
-                  "protos": protos_source()}
+        warm_path, warmup = write_warmup(job)
         return Written(
             artifacts={"saved_model": job.staging},
             card={"saved_model": {"path": ".", "bytes": directory_size(job.staging),

@@ -152,6 +152,18 @@ def directory_size(path: str) -> int:
 EXTRA_DIR = "assets.extra"
 
 
+def write_warmup(job: ExportJob) -> tuple:
+    """The warmup requests (one raw example each, ``serving_default``) in the staging folder's
+    ``assets.extra``: returns their path and the model card's ``warmup`` section."""
+    extra_dir = os.path.join(job.staging, EXTRA_DIR)
+    os.makedirs(extra_dir, exist_ok=True)
+    n_warm = min(job.warmup_requests, len(job.raw_rows))
+    warm_path = os.path.join(extra_dir, WARMUP_FILE)
+    write_warmup_requests(warm_path, [raw_batch([r], job.spec) for r in job.raw_rows[:n_warm]], job.name)
+    return warm_path, {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm, "examples_per_record": 1,
+                       "protos": protos_source()}
+
+
 class SavedModelFormat(ExportFormat):
     """The SavedModel for TF Serving, with warmup requests in ``assets.extra``."""
 
@@ -162,13 +174,7 @@ class SavedModelFormat(ExportFormat):
     def write(self, job: ExportJob) -> Written:
         job.log("writing the SavedModel")
         signatures = write_saved_model(job.model, job.spec, job.staging, xla=job.xla)
-        extra_dir = os.path.join(job.staging, EXTRA_DIR)
-        os.makedirs(extra_dir, exist_ok=True)
-        n_warm = min(job.warmup_requests, len(job.raw_rows))
-        warm_path = os.path.join(extra_dir, WARMUP_FILE)
-        write_warmup_requests(warm_path, [raw_batch([r], job.spec) for r in job.raw_rows[:n_warm]], job.name)
-        warmup = {"file": f"{EXTRA_DIR}/{WARMUP_FILE}", "records": n_warm, "examples_per_record": 1,
-                  "protos": protos_source()}
+        warm_path, warmup = write_warmup(job)
         return Written(
             artifacts={self.name: job.staging},
             card={self.name: {"path": ".", "bytes": directory_size(job.staging)}},

@@ -149,6 +149,32 @@ class Task(keras.Model):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config
+    #: the config keys that hold Keras layers (serialized by ``get_config``, rebuilt by ``from_config``)
+    layer_keys: tuple = ()
+
+    def copy_with(self, edit=None, spec: Optional[DataSpec] = None) -> "Task":
+        """A copy rebuilt from the config (``edit(config)`` changes it first: export's loop-free
+        encoders), with the same weights and, given ``spec``, a preprocessor for that spec."""
+        from mmzoo.data.preprocess import Preprocessor
+
+        config = self.get_config()
+        if spec is not None:
+            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
+        if edit is not None:
+            edit(config)
+        copy = type(self).from_config(config)
+        copy.set_weights(self.get_weights())
+        return copy
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> "Task":
+        config = dict(config)
+        for key in cls.layer_keys:
+            if config.get(key) is not None:
+                config[key] = keras.layers.deserialize(config[key], custom_objects=custom_objects)
+        config["preprocessor"] = cls._deserialize_preprocessor(config.get("preprocessor"))
+        return cls(**config)
+
     def get_config(self) -> dict:
         return {
             "name": self.name,

@@ -105,6 +105,7 @@ class Captioner(Task):
     ablation_applies = False
     #: blanking a captioner's only input leaves nothing to describe
     modality_dropout_applies = False
+    layer_keys = ("backbone", "decoder", "memory")
 
     def __init__(self, backbone: Backbone, decoder, preprocessor: Optional[Preprocessor] = None,
                  memory: Optional[CaptionMemory] = None, preset: Optional[str] = None, name: Optional[str] = None,
@@ -348,16 +349,14 @@ class Captioner(Task):
                 spec: Optional[DataSpec] = None) -> "Captioner":
         """A copy rebuilt from the config (export's CPU copy; ``encoder_options`` such as loop-free
         recurrent encoders), the same weights and, with ``spec``, that preprocessor."""
-        config = self.get_config()
-        if spec is not None:
-            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
-        backbone = config["backbone"]["config"]
-        for m, options in (encoder_options or {}).items():
-            backbone["encoders"][m].setdefault("options", {}).update(options)
-        config["backbone"]["config"] = plain(backbone)
-        copy = type(self).from_config(config)
-        copy.set_weights(self.get_weights())
-        return copy
+
+        def edit(config):
+            backbone = config["backbone"]["config"]
+            for m, options in (encoder_options or {}).items():
+                backbone["encoders"][m].setdefault("options", {}).update(options)
+            config["backbone"]["config"] = plain(backbone)
+
+        return self.copy_with(edit, spec)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
@@ -369,12 +368,3 @@ class Captioner(Task):
             "preset": self.preset,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> "Captioner":
-        config = dict(config)
-        for key in ("backbone", "decoder", "memory"):
-            if config.get(key) is not None:
-                config[key] = keras.layers.deserialize(config[key], custom_objects=custom_objects)
-        config["preprocessor"] = cls._deserialize_preprocessor(config.get("preprocessor"))
-        return cls(**config)

@@ -64,6 +64,8 @@ class Classifier(Task):
     ('image', 'text')
     """
 
+    layer_keys = ("backbone", "head")
+
     def __init__(self, backbone: Backbone, head, preprocessor: Optional[Preprocessor] = None,
                  preset: Optional[str] = None, name: Optional[str] = None, **kwargs):
         if FUSED not in backbone.output:
@@ -164,31 +166,21 @@ class Classifier(Task):
         })
         return config
 
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> "Classifier":
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"], custom_objects=custom_objects)
-        config["head"] = keras.layers.deserialize(config["head"], custom_objects=custom_objects)
-        config["preprocessor"] = cls._deserialize_preprocessor(config.get("preprocessor"))
-        return cls(**config)
-
     def rebuilt(self, encoder_options: Optional[dict] = None, fusion_options: Optional[dict] = None,
                 spec: Optional[DataSpec] = None):
         """A copy rebuilt from the config with some encoder / fusion options changed (export
         uses it for loop-free recurrent layers), the same weights and, with ``spec``, a
         preprocessor for that spec (the export's: vocabulary and class names)."""
-        config = self.get_config()
-        if spec is not None:
-            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
-        backbone = config["backbone"]["config"]
-        for m, options in (encoder_options or {}).items():
-            backbone["encoders"][m].setdefault("options", {}).update(options)
-        if fusion_options:
-            backbone["fusion"].setdefault("options", {}).update(fusion_options)
-        config["backbone"]["config"] = plain(backbone)
-        copy = type(self).from_config(config)
-        copy.set_weights(self.get_weights())
-        return copy
+
+        def edit(config):
+            backbone = config["backbone"]["config"]
+            for m, options in (encoder_options or {}).items():
+                backbone["encoders"][m].setdefault("options", {}).update(options)
+            if fusion_options:
+                backbone["fusion"].setdefault("options", {}).update(fusion_options)
+            config["backbone"]["config"] = plain(backbone)
+
+        return self.copy_with(edit, spec)
 
 
 # ---------------------------------------------------------------------- spec-level helpers

@@ -179,6 +179,7 @@ class Retriever(Task):
     ablation_applies = False
     #: modality dropout would blank a side's only input and make the pair meaningless
     modality_dropout_applies = False
+    layer_keys = ("query_tower", "candidate_tower", "head")
 
     def __init__(self, query_tower: Backbone, candidate_tower: Backbone, head: RetrievalHead,
                  sides: dict, preprocessor: Optional[Preprocessor] = None, preset: Optional[str] = None,
@@ -355,20 +356,18 @@ class Retriever(Task):
                 spec: Optional[DataSpec] = None) -> "Retriever":
         """A copy rebuilt from the config with some encoder / fusion options changed (export's
         loop-free recurrent layers), the same weights and, with ``spec``, that preprocessor."""
-        config = self.get_config()
-        if spec is not None:
-            config["preprocessor"] = keras.saving.serialize_keras_object(Preprocessor(spec))
-        for side in SIDES:
-            tower = config[f"{side}_tower"]["config"]
-            for m, options in (encoder_options or {}).items():
-                if m in tower["encoders"]:
-                    tower["encoders"][m].setdefault("options", {}).update(options)
-            if fusion_options and tower.get("fusion"):
-                tower["fusion"].setdefault("options", {}).update(fusion_options)
-            config[f"{side}_tower"]["config"] = plain(tower)
-        copy = type(self).from_config(config)
-        copy.set_weights(self.get_weights())
-        return copy
+
+        def edit(config):
+            for side in SIDES:
+                tower = config[f"{side}_tower"]["config"]
+                for m, options in (encoder_options or {}).items():
+                    if m in tower["encoders"]:
+                        tower["encoders"][m].setdefault("options", {}).update(options)
+                if fusion_options and tower.get("fusion"):
+                    tower["fusion"].setdefault("options", {}).update(fusion_options)
+                config[f"{side}_tower"]["config"] = plain(tower)
+
+        return self.copy_with(edit, spec)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
@@ -381,14 +380,6 @@ class Retriever(Task):
             "preset": self.preset,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> "Retriever":
-        config = dict(config)
-        for key in ("query_tower", "candidate_tower", "head"):
-            config[key] = keras.layers.deserialize(config[key], custom_objects=custom_objects)
-        config["preprocessor"] = cls._deserialize_preprocessor(config.get("preprocessor"))
-        return cls(**config)
 
 
 @register_task("recommender")

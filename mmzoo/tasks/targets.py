@@ -567,15 +567,9 @@ class CaptionTarget(Target):
 
         return tf.io.FixedLenFeature([self.caption_len + 2], tf.int64)
 
-    def record_value(self, label):
-        import tensorflow as tf
-
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(label).reshape(-1).tolist()))
-
-    def from_record(self, value):
-        import tensorflow as tf
-
-        return tf.cast(value, tf.int32)
+    # token ids are stored in TFRecords as class ids are (a fixed-length list)
+    record_value = ClassificationTarget.record_value
+    from_record = ClassificationTarget.from_record
 
     def model_pair(self, features: dict, label):
         """Teacher forcing: the decoder reads ``label[:-1]`` (``caption_ids``) and predicts ``label[1:]``."""
