@@ -134,6 +134,10 @@ def test_import_does_not_import_tensorflow():
 def test_list_datasets_and_errors():
     assert mmzoo.datasets.list_datasets() == ["shapes_captions", "shapes_shop", "shapes_vqa"]
     assert mmzoo.datasets.list_datasets(with_configs=True) == [
+        "shapes_captions/beeps_caption_small",
+        "shapes_captions/caption",
+        "shapes_captions/caption_en_small",
+        "shapes_captions/caption_small",
         "shapes_captions/image_text",
         "shapes_captions/image_text_en",
         "shapes_captions/image_text_small",

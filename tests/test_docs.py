@@ -111,7 +111,7 @@ def test_guide_links_resolve():
 def test_guide_links_every_notebook_and_its_colab_badge():
     text = guide_text()
     notebooks = sorted(f[:-6] for f in os.listdir(os.path.join(ROOT, "notebooks")) if f.endswith(".ipynb"))
-    assert len(notebooks) == 6
+    assert len(notebooks) == 7
     for name in notebooks:
         assert f"(../notebooks/{name}.ipynb)" in text
         assert f"colab.research.google.com/github/mmzoo-dev/mmzoo/blob/main/notebooks/{name}.ipynb" in text

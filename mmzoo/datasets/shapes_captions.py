@@ -262,8 +262,8 @@ def write_dataset(config: str = DEFAULT_CONFIG, data_dir: Optional[str] = None, 
                     example = make_caption_example(i, SPLIT_SEEDS[split], settings)
                 else:
                     example = make_example(i, SPLIT_SEEDS[split], settings["languages"])
-                folder, ext = ("images", "png") if kind == "image" else ("clips", "wav")
-                name = f"{folder}/{split}_{i:05d}.{ext}"
+                subdir, ext = ("images", "png") if kind == "image" else ("clips", "wav")
+                name = f"{subdir}/{split}_{i:05d}.{ext}"
                 if kind == "image":
                     with open(os.path.join(staging, name), "wb") as f:
                         f.write(png_bytes(example["image"]))
