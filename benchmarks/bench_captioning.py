@@ -81,6 +81,7 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
     from mmzoo.export import captioning
     from mmzoo.export.saved_model import write_archive
     from mmzoo.export.source import serving_model
+    from mmzoo.export.tflite import _convert
 
     model = build(preset)
     copy = serving_model(model, spec=model.spec)
@@ -92,7 +93,8 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
     write_archive(lite_src, [copy], captioning.lite_functions(copy))
     lite_path = os.path.join(folder, f"{preset}.tflite")
     with open(lite_path, "wb") as f:
-        f.write(captioning._convert_signatures(lite_src, "float32", None))
+        f.write(_convert(lite_src, "float32", None, [tf.lite.OpsSet.TFLITE_BUILTINS],
+                         signature_keys=list(captioning.LITE_SIGNATURES)))
     lite = captioning.LiteCaptioner(lite_path, TOKENS)
 
     # the same captions everywhere (a check that the contenders do the same work)

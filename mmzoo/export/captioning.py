@@ -50,6 +50,7 @@ BEAM_WIDTH = 4
 LENGTH_PENALTY = 0.6
 LITE_FILES = {q: f"captioner_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8")}
 LOOP_FILE = "caption_loop.py"
+LITE_SIGNATURES = ("encode", "decode_step")
 #: a quantized flatbuffer's greedy tokens must agree with float32 Keras on this share of positions,
 #: and its BLEU-4 against the references stay within this many points
 MAX_BLEU_DROP = 1.0
@@ -322,11 +323,9 @@ class CaptionLiteFormat(ExportFormat):
         write_archive(source, [job.model], lite_functions(job.model))
         for q in ["float32", *job.quantize]:
             job.log(f"converting TFLite {q} (encode, decode_step)")
-            representative = None
-            if q == "int8":
-                samples = _lite_representative(job.model, job.calibration)
-                representative = samples
-            content = _convert_signatures(source, q, representative)
+            samples = _lite_representative(job.model, job.calibration) if q == "int8" else None
+            content = _convert(source, q, (lambda s=samples: iter(s)) if samples else None,
+                               [tf.lite.OpsSet.TFLITE_BUILTINS], signature_keys=list(LITE_SIGNATURES))
             path = os.path.join(lite_dir, LITE_FILES[q])
             with open(path, "wb") as f:
                 f.write(strip_tensor_names(content) if q == "int8" else content)
@@ -359,25 +358,6 @@ class CaptionLiteFormat(ExportFormat):
             return caption_figures(ids, ctx.reference["token_ids"], entry["vocabulary"], ctx.labels)
 
         return [(key, kind, ctx.examples, run)]
-
-
-def _convert_signatures(saved_model: str, quantization: str, representative) -> bytes:
-    """Both signatures of the conversion SavedModel, builtins only (int8: integer kernels
-    with float fallback where an op has none)."""
-    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if representative is None:
-        return _convert(saved_model, quantization, None, ops)
-    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["encode", "decode_step"])
-    conv.target_spec.supported_ops = ops
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: iter(representative)
-    import contextlib
-    import io
-    import warnings
-
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return conv.convert()
 
 
 register_format(CaptionSavedModelFormat())

@@ -184,15 +184,17 @@ QUANTIZATION_CHECK_EXAMPLES = 256
 SEARCH_MARGIN = 0.01
 
 
-def _convert(saved_model: str, quantization: str, representative, ops_sets) -> bytes:
-    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+def _convert(saved_model: str, quantization: str, representative, ops_sets, signature_keys=None) -> bytes:
+    """Convert a SavedModel (its ``signature_keys``, default all). ``representative``: model
+    inputs (a dict of arrays, one example at a time) or a ready ``representative_dataset``."""
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=signature_keys)
     conv.target_spec.supported_ops = ops_sets
     if quantization != "float32":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         conv.target_spec.supported_types = [tf.float16]
     if representative is not None:
-        conv.representative_dataset = _representative_fn(representative)
+        conv.representative_dataset = representative if callable(representative) else _representative_fn(representative)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # Calibration runs the deprecated tf.lite.Interpreter inside the converter.
         warnings.simplefilter("ignore")

@@ -297,15 +297,14 @@ class Captioner(Task):
         out = caption_metrics.caption_scores(generated, refs)
         out.update({"inputs": len(rows), "captions": len(keys), "mean_score": float(np.mean(scores))})
         content = getattr(data, "caption_content_accuracy", None)
+        joined_refs = [[join_tokens(r) for r in rs] for rs in refs] if content is not None else None
         if content is not None:
-            out["content_accuracy"] = float(content([join_tokens(g) for g in generated],
-                                                    [[join_tokens(r) for r in rs] for rs in refs]))
+            out["content_accuracy"] = float(content([join_tokens(g) for g in generated], joined_refs))
         blank_ids, _ = self.generate_ids({m: np.zeros_like(v) for m, v in picked.items()}, batch_size=batch_size)
         blank = [caption_tokens(i, self.vocabulary) for i in blank_ids]
         out["blanked"] = caption_metrics.caption_scores(blank, refs)
         if content is not None:
-            out["blanked"]["content_accuracy"] = float(content([join_tokens(g) for g in blank],
-                                                               [[join_tokens(r) for r in rs] for rs in refs]))
+            out["blanked"]["content_accuracy"] = float(content([join_tokens(g) for g in blank], joined_refs))
         out["blanked"]["caption"] = join_tokens(blank[0]) if blank else ""
         out["examples"] = [{"row": int(r), "input_index": j, "generated": join_tokens(g),
                             "references": [join_tokens(x) for x in rs]}
