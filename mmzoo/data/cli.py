@@ -1,5 +1,5 @@
 """``mmzoo data ...`` commands: ``check`` (validate a manifest, print the report) and
-``to-tfrecord`` (write sharded TFRecords).
+``to-tfrecord`` (write sharded TFRecords), ``serve`` (a tf.data service for training).
 
 The main CLI wires them in with ``add_data_commands(subparsers)``; each command sets
 ``func`` to a handler that takes the parsed args and returns the exit code
@@ -49,7 +49,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
 def add_data_commands(subparsers) -> argparse.ArgumentParser:
     """Add ``data check`` and ``data to-tfrecord`` to an argparse subparsers object."""
     data = subparsers.add_parser("data", help="check and convert datasets")
-    sub = data.add_subparsers(dest="data_command", metavar="{check,to-tfrecord}")
+    sub = data.add_subparsers(dest="data_command", metavar="{check,to-tfrecord,serve}")
     sub.required = True
 
     check = sub.add_parser("check", help="validate a manifest and print the data report")
@@ -64,7 +64,31 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     convert.add_argument("--shards", type=int, default=4)
     convert.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     convert.set_defaults(func=run_to_tfrecord)
+
+    serve = sub.add_parser("serve", help="start a tf.data service (dispatcher + workers) for mmzoo train "
+                                         "--data-service")
+    serve.add_argument("--port", type=int, default=0, help="the dispatcher's port (default: a free one)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address workers announce (default 127.0.0.1: loopback only)")
+    serve.add_argument("--workers", type=int, default=2, help="workers started in this process (default: 2)")
+    serve.add_argument("--dispatcher", metavar="grpc://HOST:PORT",
+                       help="start workers only, for this existing dispatcher")
+    serve.set_defaults(func=run_serve)
     return data
+
+
+def run_serve(args) -> int:
+    from mmzoo.data.service import DataService
+
+    service = DataService(port=args.port, host=args.host, workers=args.workers, dispatcher=args.dispatcher)
+    role = "workers" if args.dispatcher else "dispatcher"
+    print(f"tf.data service {role} at {service.address} with {len(service.workers)} worker(s). "
+          f"Train with: mmzoo train --data-service {service.address} ...  (Ctrl-C stops it)", flush=True)
+    try:
+        service.join()
+    except KeyboardInterrupt:
+        service.stop()
+    return 0
 
 
 def _kwargs(args) -> dict:

@@ -20,13 +20,16 @@ class RunState(keras.callbacks.Callback):
     (a numbered weights file, then ``state.json`` pointing at it, replaced atomically), so a
     SIGKILL at any moment leaves a loadable state. On resume the interrupted epoch is run
     again from its start with the saved weights. Also writes ``history.csv`` and keeps the
-    best weights (by ``monitor``) in ``checkpoints/best.weights.h5``.
+    best weights (by ``monitor``) in ``checkpoints/best.weights.h5``. ``restore_dir``: the
+    folder resumed from when it is not the one written (a multi-worker run's other workers
+    write to their own folders and resume from the chief's).
     """
 
     def __init__(self, run_dir: RunDirectory, monitor: str = "val_loss", mode: str = "min",
-                 save_every_batches: Optional[int] = 50):
+                 save_every_batches: Optional[int] = 50, restore_dir: Optional[RunDirectory] = None):
         super().__init__()
         self.run_dir = run_dir
+        self.restore_dir = restore_dir or run_dir
         self.monitor = monitor
         self.mode = mode
         self.save_every_batches = save_every_batches
@@ -40,11 +43,11 @@ class RunState(keras.callbacks.Callback):
     # ---------------------------------------------------------------- resume
     def restore(self) -> int:
         """Load the saved state into the model; returns the epoch to start from."""
-        state_path = os.path.join(self.run_dir.state_dir, "state.json")
+        state_path = os.path.join(self.restore_dir.state_dir, "state.json")
         if not os.path.exists(state_path):
             return 0
         state = read_json(state_path)
-        weights = os.path.join(self.run_dir.state_dir, state["weights"])
+        weights = os.path.join(self.restore_dir.state_dir, state["weights"])
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)

@@ -57,10 +57,12 @@ def run_train(args) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, schedule=args.schedule,
         warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         augment=args.augment,
-        precision=args.precision, jit=args.jit, seed=args.seed, patience=args.patience,
-        overwrite=args.overwrite, data_kwargs=_data_kwargs(args),
+        precision=args.precision, jit=args.jit, seed=args.seed, shuffle=not args.no_shuffle, patience=args.patience,
+        overwrite=args.overwrite, data_kwargs=_data_kwargs(args), devices=args.devices,
+        distributed=args.distributed, data_service=args.data_service, data_service_mode=args.data_service_mode,
     )
-    _print_summary(run)
+    if os.path.exists(os.path.join(run.root, "metrics.json")) and run.dir.is_finished():
+        _print_summary(run)  # (a multi-worker run's other workers leave the summary to the chief)
     return 0
 
 
@@ -157,6 +159,7 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help="mixed precision policy")
     p.add_argument("--jit", action="store_true", help="XLA-compile the training step")
     p.add_argument("--seed", type=int, default=0, help="seed; a seeded rerun on CPU gives the same metrics")
+    p.add_argument("--no-shuffle", action="store_true", help="keep the training data in the manifest's order")
     p.add_argument("--augment", type=_augment, default="auto",
                    help="training augmentation: 'auto' (image shift/rotation, audio shift/gain/noise + SpecAugment, "
                         "modality dropout), 'off', or overrides like "
@@ -170,6 +173,19 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--audio-seconds", type=float, help="audio duration (pad / crop)")
     p.add_argument("--optional", nargs="+", choices=("image", "text", "audio"), metavar="INPUT",
                    help="inputs a manifest row may leave empty (trained blank; requests send an empty string)")
+    p.add_argument("--devices", default=None,
+                   help="train on several devices of this host (MirroredStrategy): a count or names like "
+                        "'GPU:0,GPU:1' (default: every GPU when there are several; on a CPU-only host a count "
+                        "splits the CPU into logical devices, for testing)")
+    p.add_argument("--distributed", choices=("mirrored", "multiworker", "tpu"), default=None,
+                   help="multiworker: several machines, the cluster from TF_CONFIG (worker 0 writes --out); "
+                        "tpu: TPUStrategy")
+    p.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                   help="read and decode the training data on a tf.data service (mmzoo data serve)")
+    p.add_argument("--data-service-mode", choices=("distributed_epoch", "parallel_epochs"),
+                   default="distributed_epoch",
+                   help="distributed_epoch: each example once an epoch over the service's workers (default); "
+                        "parallel_epochs: each service worker a whole epoch")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("evaluate", help="evaluate a run on its test split or on --data")

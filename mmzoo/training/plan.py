@@ -17,6 +17,7 @@ def plan_epochs(
     max_steps: int = DEFAULT_STEP_BUDGET,
     patience: Union[int, str, None] = "auto",
     has_validation: bool = True,
+    whole_batches: bool = False,
 ) -> dict:
     """The run's plan: ``epochs``, ``steps_per_epoch``, ``patience`` and a sentence ``why``.
 
@@ -24,6 +25,7 @@ def plan_epochs(
     both train long enough (clamped to 10..300 epochs). ``patience="auto"`` is a tenth of the
     planned epochs (5 to 20): on small data one epoch is a few steps and the validation loss
     is noisy. Without a validation split early stopping watches nothing useful and is off.
+    ``whole_batches`` counts only whole batches (a multi-worker run drops the last partial one).
 
     Example:
     >>> plan_epochs(900, 64)["epochs"], plan_epochs(900, 64)["patience"]
@@ -31,7 +33,9 @@ def plan_epochs(
     """
     if train_examples < 1:
         raise ValueError(f"No training examples (train_examples={train_examples}).")
-    steps_per_epoch = math.ceil(train_examples / batch_size)
+    if whole_batches and train_examples < batch_size:
+        raise ValueError(f"{train_examples} training examples make no whole batch of {batch_size}.")
+    steps_per_epoch = (train_examples // batch_size) if whole_batches else math.ceil(train_examples / batch_size)
     if epochs is None:
         planned = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(max_steps / steps_per_epoch)))
         how = (f"{planned} epochs of {steps_per_epoch} steps (a budget of {max_steps} steps over "

@@ -206,8 +206,9 @@ def _front_end_masks(planned: dict, build: dict, on: bool) -> None:
 def _check_resume(run_dir: RunDirectory, config: dict) -> None:
     old = read_json(run_dir.path("config"))
     keys = ("preset", "build", "data", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule",
-            "warmup", "weight_decay", "label_smoothing", "augment")
-    changed = [k for k in keys if old.get(k) != config.get(k)]
+            "warmup", "weight_decay", "label_smoothing", "augment", "shuffle")
+    defaults = {"shuffle": True}  # (settings added later: an older run folder had them at these values)
+    changed = [k for k in keys if old.get(k, defaults.get(k)) != config.get(k)]
     if changed:
         raise RunError(
             f"{run_dir.root!r} holds an unfinished run with other settings ({', '.join(changed)} differ). "
@@ -233,6 +234,7 @@ def train(
     precision: str = "float32",
     jit: bool = False,
     seed: int = 0,
+    shuffle: bool = True,
     patience: Union[int, str, None] = "auto",
     overwrite: bool = False,
     cache: Union[bool, str, None] = "memory",
@@ -241,6 +243,10 @@ def train(
     data_kwargs: Optional[Dict[str, Any]] = None,
     verbose: Union[int, str] = "auto",
     after_training=None,
+    devices: Union[int, str, list, None] = None,
+    distributed: Optional[str] = None,
+    data_service: Optional[str] = None,
+    data_service_mode: str = "distributed_epoch",
 ) -> Run:
     """Train a preset on data and write a complete run folder; resumes an interrupted run.
 
@@ -266,12 +272,22 @@ def train(
             or a dict of overrides such as ``{"modality_dropout": 0.0, "text_dropout": 0.05}``.
         precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``. jit: XLA-compile.
         seed: seeds weights, shuffling and dropout (with op determinism, a rerun on CPU gives
-            the same metrics).
+            the same metrics). shuffle: reshuffle the training data every epoch (False keeps the
+            manifest's order).
         patience: early stopping on the validation loss, in epochs; ``"auto"`` scales it with
             the planned epochs (`plan_epochs`), None trains every planned epoch.
         overwrite: replace a folder that holds a finished run.
         cache: cache decoded examples (``"memory"``, a file prefix, or None).
         save_every_batches: how often the resumable state is saved within an epoch.
+        devices: train on several devices of this host with ``MirroredStrategy`` (a count or
+            names such as ``"GPU:0,GPU:1"``; default: every GPU when there are several).
+        distributed: ``"multiworker"`` (several machines, the cluster from ``TF_CONFIG``,
+            mmzoo's own loop; only worker 0 writes ``out``), ``"mirrored"`` or ``"tpu"``. See
+            `mmzoo.training.distributed`. The batch size is the global batch.
+        data_service: ``"grpc://HOST:PORT"`` of a tf.data service dispatcher (`mmzoo data serve`):
+            its workers read and decode the training data. data_service_mode:
+            ``"distributed_epoch"`` (each example once an epoch across the service's workers) or
+            ``"parallel_epochs"`` (each worker a whole epoch).
 
     Example:
     >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", out="runs/exp1")  # doctest: +SKIP
@@ -289,8 +305,26 @@ def train(
         raise RunError(f"warmup must be a share of the planned steps in [0, 1). Received: {warmup!r}")
     if not 0.0 <= label_smoothing < 1.0:
         raise RunError(f"label_smoothing must be in [0, 1). Received: {label_smoothing!r}")
-    run_dir = RunDirectory(out)
-    resume = run_dir.prepare(overwrite)  # fails now on an unwritable/full/finished --out
+    from mmzoo.data.service import check_service_mode
+    from mmzoo.training.distributed import DistributionError, distribution_for
+
+    check_service_mode(data_service, data_service_mode)
+    try:  # first: a strategy must exist before any other TensorFlow work
+        dist = distribution_for(devices, distributed)
+    except DistributionError as e:
+        raise RunError(str(e)) from None
+    if data_service and not dist.uses_fit:
+        raise RunError("data_service with distributed='multiworker' is not supported yet: each worker reads its "
+                       "own input (sharded by example). Use the data service with one host (devices=...).")
+    chief_dir = RunDirectory(out)
+    if dist.is_chief:
+        run_dir = chief_dir
+        resume = run_dir.prepare(overwrite)  # fails now on an unwritable/full/finished --out
+    else:  # the other workers write to a folder of their own, and resume from the chief's state
+        import tempfile
+
+        run_dir = RunDirectory(tempfile.mkdtemp(prefix=f"mmzoo-worker{dist.task_index}-"))
+        resume = not overwrite and os.path.exists(os.path.join(chief_dir.state_dir, "state.json"))
 
     chosen = None
     if model is None:  # the preset that fits the data, said out loud
@@ -337,8 +371,12 @@ def train(
     for note in getattr(getattr(data, "report", None), "notes", []):
         print(f"Data: {note}", flush=True)
     val_split = "validation" if data.splits.get("validation") else None
+    if batch_size % dist.replicas:
+        raise RunError(f"batch_size {batch_size} is the global batch: it must split evenly over {dist.replicas} "
+                       "replicas. Pass a multiple of the replica count.")
     plan = plan_epochs(data.num_examples("train"), batch_size, epochs=epochs, max_steps=max_steps,
-                       patience=patience, has_validation=val_split is not None)
+                       patience=patience, has_validation=val_split is not None,
+                       whole_batches=not dist.uses_fit)
 
     import keras
     import tensorflow as tf
@@ -362,15 +400,18 @@ def train(
         "precision": precision,
         "jit": jit,
         "seed": seed,
+        "shuffle": shuffle,
         "patience": plan["patience"],
         "cache": cache,
+        "distribution": dist.describe(batch_size, learning_rate),
+        "data_service": {"address": data_service, "processing_mode": data_service_mode} if data_service else None,
         "out": os.path.abspath(out),
         "versions": package_versions(),
         "command": " ".join(sys.argv),
     }
     if resume:
-        _check_resume(run_dir, config)
-    else:
+        _check_resume(chief_dir, config)
+    if not (resume and dist.is_chief):  # (a resumed run keeps its config.json)
         write_atomic(run_dir.path("config"), config)
     data.spec.save(run_dir.path("spec"))
     run_dir.set_status("running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -383,35 +424,65 @@ def train(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        net = build_model(preset, **{**build, **data.model_kwargs()}, seed=seed, compile=False)
         epochs, patience = plan["epochs"], plan["patience"]
-        net.compile(
-            optimizer=_optimizer(optimizer, learning_rate, schedule, plan["steps_per_epoch"] * epochs,
-                                 weight_decay, warmup),
-            loss=net.default_loss(label_smoothing=label_smoothing),
-            metrics=net.default_metrics(),
-            jit_compile=bool(jit),
-        )
-        train_ds = data.dataset("train", batch_size=batch_size, shuffle=True, seed=seed, cache=cache)
+        with dist.scope():
+            net = build_model(preset, **{**build, **data.model_kwargs()}, seed=seed, compile=False)
+            net.compile(
+                optimizer=_optimizer(optimizer, learning_rate, schedule, plan["steps_per_epoch"] * epochs,
+                                     weight_decay, warmup),
+                loss=net.default_loss(label_smoothing=label_smoothing),
+                metrics=net.default_metrics(),
+                jit_compile=bool(jit),
+            )
+        whole = not dist.uses_fit  # (every replica's batch whole: mmzoo's loop, see mmzoo.training.loop)
+        train_cache = None if data_service else cache  # (the service's workers decode every epoch)
+        train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
+                                drop_remainder=whole)
+        if data_service:
+            from mmzoo.data.service import distribute
+
+            train_ds = distribute(train_ds, data_service, mode=data_service_mode)
         train_ds = augmented(train_ds, augmentation, seed)
-        val_ds = data.dataset(val_split, batch_size=256, shuffle=False, cache=cache) if val_split else None
+        val_ds = None
+        if val_split:
+            val_batch = 256
+            if whole:  # whole global batches: the largest multiple of the replicas up to 256 examples
+                n_val = data.num_examples(val_split)
+                val_batch = max(dist.replicas, min(256, n_val) // dist.replicas * dist.replicas)
+                left = n_val % val_batch
+                if left:
+                    print(f"Data: the validation loss (early stopping) reads {n_val - left} of {n_val} validation "
+                          f"examples each epoch (whole batches of {val_batch} over {dist.replicas} replicas); the "
+                          "final evaluation reads all of them.", flush=True)
+            val_ds = data.dataset(val_split, batch_size=val_batch, shuffle=False, cache=cache, drop_remainder=whole)
 
         from mmzoo.training.callbacks import RunState
 
         monitor = "val_loss" if val_ds is not None else "loss"
-        state = RunState(run_dir, monitor=monitor, mode="min", save_every_batches=save_every_batches)
+        state = RunState(run_dir, monitor=monitor, mode="min", save_every_batches=save_every_batches,
+                         restore_dir=chief_dir)
         state.set_model(net)
         initial_epoch = state.restore() if resume else 0
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                            start_from_epoch=plan["start_from_epoch"]))
-        print(f"Plan: {plan['why']}", flush=True)
+        if dist.is_chief:
+            print(f"Plan: {plan['why']}", flush=True)
+            if dist.kind != "single":
+                print(f"Distribution: {dist.kind} over {dist.replicas} replica(s) on {dist.workers} worker(s), "
+                      f"global batch {batch_size} ({batch_size // dist.replicas} a replica).", flush=True)
         if initial_epoch < epochs:
-            if resume:
-                print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
-            net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-                    callbacks=callbacks, verbose=verbose)
+            if resume and dist.is_chief:
+                print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.", flush=True)
+            if dist.uses_fit:
+                net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                        shuffle=False, callbacks=callbacks, verbose=verbose)
+            else:
+                from mmzoo.training.loop import fit_with_strategy
+
+                fit_with_strategy(net, dist.strategy, train_ds, val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                                  callbacks=callbacks, verbose=verbose, print_progress=dist.is_chief)
         if state.nan_stop:
             run_dir.set_status("failed", reason=state.nan_stop)
             raise TrainingError(
@@ -422,13 +493,21 @@ def train(
         best = os.path.join(run_dir.checkpoint_dir, "best.weights.h5")
         if os.path.exists(best):
             net.load_weights(best)  # best-weights restore (by validation loss)
+        if not dist.is_chief:  # the chief writes the model, the report and the export
+            import shutil
+
+            shutil.rmtree(run_dir.root, ignore_errors=True)
+            print(f"Worker {dist.task_index} finished; worker 0 (the chief) writes {out}.", flush=True)
+            return Run(chief_dir.root)
         tmp_model = os.path.join(run_dir.root, ".tmp-model.keras")
         net.save(tmp_model)
         os.replace(tmp_model, run_dir.path("model"))
         train_seconds = time.time() - started
 
         run = Run(run_dir.root)
-        run._model = net
+        if dist.kind == "single":
+            run._model = net
+        # (otherwise Run loads model.keras outside the strategy: evaluation and export run on one device)
         result = run.evaluate(data)
         metrics = {
             "task": net.task_name,
