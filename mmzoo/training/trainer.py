@@ -309,13 +309,13 @@ def train(
     from mmzoo.training.distributed import DistributionError, distribution_for
 
     check_service_mode(data_service, data_service_mode)
+    if data_service and distributed == "multiworker":
+        raise RunError("data_service with distributed='multiworker' is not supported yet: each worker reads its "
+                       "own input (sharded by example). Use the data service with one host (devices=...).")
     try:  # first: a strategy must exist before any other TensorFlow work
         dist = distribution_for(devices, distributed)
     except DistributionError as e:
         raise RunError(str(e)) from None
-    if data_service and not dist.uses_fit:
-        raise RunError("data_service with distributed='multiworker' is not supported yet: each worker reads its "
-                       "own input (sharded by example). Use the data service with one host (devices=...).")
     chief_dir = RunDirectory(out)
     if dist.is_chief:
         run_dir = chief_dir
@@ -462,7 +462,8 @@ def train(
         state = RunState(run_dir, monitor=monitor, mode="min", save_every_batches=save_every_batches,
                          restore_dir=chief_dir)
         state.set_model(net)
-        initial_epoch = state.restore() if resume else 0
+        with dist.scope():  # (the optimizer's variables are built under the strategy)
+            initial_epoch = state.restore() if resume else 0
         callbacks = [state, keras.callbacks.TensorBoard(run_dir.logs_dir, write_graph=False)]
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
