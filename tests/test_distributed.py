@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from mmzoo.data.service import DataService, distribute, free_port
-from mmzoo.training.distributed import DistributionError, distribution_for
+from mmzoo.training.distributed import Distribution, DistributionError, distribution_for
 from mmzoo.training.plan import plan_epochs
 from mmzoo.training.trainer import Run
 
@@ -97,6 +97,13 @@ def test_distribution_choices_and_errors(monkeypatch):
         distribution_for(devices="TPU0")
     with pytest.raises(DistributionError, match=r"split_cpu\(3\) first thing"):
         distribution_for(devices=3)  # (TensorFlow already runs in this process with one CPU device)
+    with pytest.raises(DistributionError, match="found no TPU"):
+        distribution_for(distributed="tpu")
+    # what a TPU run changes, checked on the CPU: static (whole) batches and 32 steps a call
+    tpu = Distribution("tpu", tf.distribute.get_strategy(), replicas=8)
+    assert tpu.whole_batches and tpu.uses_fit
+    assert (tpu.steps_per_execution("auto", 100), tpu.steps_per_execution("auto", 5)) == (32, 5)
+    assert (dist.steps_per_execution("auto", 100), dist.whole_batches) == (1, False)
     assert plan_epochs(100, 64, epochs=2, whole_batches=True)["steps_per_epoch"] == 1
     assert plan_epochs(100, 64, epochs=2)["steps_per_epoch"] == 2
 
@@ -251,6 +258,35 @@ def test_killed_worker_resumes_from_the_last_state(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == list(range(1, epochs + 1))
     assert json.loads((out / "status.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.slow
+def test_two_workers_read_their_own_tfrecord_files(tmp_path):
+    """Sharded TFRecords, cache off (data larger than memory): each worker reads its own files;
+    3 files over 2 workers hold unequal counts, and the run still ends without an empty batch."""
+    import mmzoo
+
+    data = mmzoo.data.from_manifest(write_colors(tmp_path / "m.csv"))
+    mmzoo.data.to_tfrecord(data, str(tmp_path / "records"), shards=3)
+    out = tmp_path / "run"
+    command = ["-m", "mmzoo", "train", "--model", "mlp_gru_concat", "--data", str(tmp_path / "records"), "--out",
+               str(out), "--distributed", "multiworker", "--epochs", "3", "--cache", "off"]
+    ports = [free_port(), free_port()]
+    logs = [open(tmp_path / f"w{i}.log", "w") for i in range(2)]
+    procs = []
+    try:
+        for i in range(2):
+            procs.append(start(command, logs[i], env={"TF_CONFIG": tf_config(ports, i)}))
+        codes = wait_all(procs, timeout=300)
+    finally:
+        stop(procs)
+        for f in logs:
+            f.close()
+    assert codes == [0, 0], open(tmp_path / "w0.log").read()[-3000:]
+    run = Run(str(out))
+    assert run.config["distribution"]["shard_policy"] == "file" and run.config["cache"] is None
+    history = run.metrics["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3] and all(np.isfinite(h["loss"]) for h in history)
 
 
 # ---------------------------------------------------------------------------------- tf.data service

@@ -60,6 +60,7 @@ def run_train(args) -> int:
         precision=args.precision, jit=args.jit, seed=args.seed, shuffle=not args.no_shuffle, patience=args.patience,
         overwrite=args.overwrite, data_kwargs=_data_kwargs(args), devices=args.devices,
         distributed=args.distributed, data_service=args.data_service, data_service_mode=args.data_service_mode,
+        cache=None if args.cache == "off" else args.cache,
     )
     if os.path.exists(os.path.join(run.root, "metrics.json")) and run.dir.is_finished():
         _print_summary(run)  # (a multi-worker run's other workers leave the summary to the chief)
@@ -173,6 +174,9 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--audio-seconds", type=float, help="audio duration (pad / crop)")
     p.add_argument("--optional", nargs="+", choices=("image", "text", "audio"), metavar="INPUT",
                    help="inputs a manifest row may leave empty (trained blank; requests send an empty string)")
+    p.add_argument("--cache", default="memory",
+                   help="cache decoded examples: 'memory' (default), 'off' (decode every epoch: data larger than "
+                        "memory), or a file prefix")
     p.add_argument("--devices", default=None,
                    help="train on several devices of this host (MirroredStrategy): a count or names like "
                         "'GPU:0,GPU:1' (default: every GPU when there are several; on a CPU-only host a count "

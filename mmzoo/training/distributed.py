@@ -57,12 +57,37 @@ class Distribution:
         """Keras ``fit`` works under one device, Mirrored and TPU; multi-worker needs mmzoo's loop."""
         return self.kind != "multiworker"
 
+    @property
+    def whole_batches(self) -> bool:
+        """Every batch whole (the last partial one dropped): mmzoo's loop needs it on every replica,
+        and a TPU compiles for one static batch shape."""
+        return self.kind in ("multiworker", "tpu")
+
+    def steps_per_execution(self, asked: Union[int, str], steps_per_epoch: int) -> int:
+        """Steps per call into the compiled train function: ``"auto"`` is 32 on a TPU (each call
+        is a round trip from the host), bounded by an epoch's steps, and 1 elsewhere."""
+        if asked == "auto":
+            return max(1, min(32, steps_per_epoch)) if self.kind == "tpu" else 1
+        if not isinstance(asked, int) or asked < 1:
+            raise DistributionError(f"steps_per_execution must be a positive integer or 'auto'. Received: {asked!r}")
+        return asked
+
     def scope(self):
         return self.strategy.scope()
 
-    def describe(self, batch_size: int, learning_rate: float) -> dict:
+    def shard_policy(self, data=None) -> Optional[str]:
+        """How a multi-worker run splits its input: ``"file"`` for sharded TFRecords with at least
+        a file a worker (each reads only its files), else ``"data"`` (each keeps its part of every
+        global batch: the batches of a one-device run)."""
+        if self.kind != "multiworker":
+            return None
+        files = data.files("train") if hasattr(data, "files") else []
+        return "file" if len(files) >= self.workers else "data"
+
+    def describe(self, batch_size: int, learning_rate: float, data=None) -> dict:
         """What config.json records about the distribution."""
         return {
+            "shard_policy": self.shard_policy(data),
             "kind": self.kind,
             "strategy": type(self.strategy).__name__,
             "replicas": self.replicas,
@@ -74,6 +99,7 @@ class Distribution:
             "learning_rate_scaling": "none: the learning rate is the one given, for the global batch",
             "seed": "the run's seed on every replica (same initial weights, same shuffling)",
             "training_loop": "keras fit" if self.uses_fit else "mmzoo.training.loop (custom, strategy.run)",
+            "whole_batches": self.whole_batches,
         }
 
 
@@ -196,9 +222,14 @@ def distribution_for(
                             workers=len(cluster["workers"]), task_index=cluster["index"],
                             devices=list(cluster["workers"]))
     if distributed == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as e:
+            raise DistributionError(
+                f"distributed='tpu' found no TPU ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                "On Colab pick Runtime > Change runtime type > TPU; on Cloud TPU VMs pass the TPU name.") from None
         strategy = tf.distribute.TPUStrategy(resolver)
         return Distribution("tpu", strategy, replicas=strategy.num_replicas_in_sync)
     names = _device_list(devices)

@@ -45,24 +45,40 @@ def fit_with_strategy(
     callbacks: Optional[List[keras.callbacks.Callback]] = None,
     verbose: int = 2,
     print_progress: bool = True,
+    steps_per_epoch: Optional[int] = None,
 ) -> List[dict]:
     """Train ``net`` (built and compiled under ``strategy.scope()``) like ``net.fit``.
 
     Args:
         net: a compiled Keras model whose variables live under ``strategy``.
         strategy: the tf.distribute strategy (any; made for MultiWorkerMirroredStrategy).
-        train_ds, val_ds: batched datasets of global batches, every batch whole.
+        train_ds, val_ds: batched datasets of global batches, every batch whole: every worker
+            reads the whole input and keeps its part of each global batch (the batches one
+            device would see). ``train_ds`` may instead be a function of a
+            ``tf.distribute.InputContext`` giving that input pipeline's own shard in per-replica
+            batches (`MultimodalData.dataset_fn`: each worker reads only its TFRecord files).
         epochs, initial_epoch: as in ``fit``. callbacks: Keras callbacks, called as ``fit`` does.
         verbose: 1 a progress bar, 2 one line an epoch, 0 silent. print_progress: False on the
             workers other than the chief (their lines would repeat the chief's).
+        steps_per_epoch: with a repeated ``train_ds``, the steps an epoch runs (one iterator
+            for the whole run): workers whose files hold unequal counts still run the same
+            number of steps (a worker that ran dry would hand empty batches to the all-reduce).
 
     Returns the epoch logs (``loss``, metrics, ``val_*``), one dict an epoch run.
 
     Example:
     >>> fit_with_strategy(net, strategy, train_ds, epochs=2)  # doctest: +SKIP
     """
-    dist_train = strategy.experimental_distribute_dataset(train_ds)
-    dist_val = strategy.experimental_distribute_dataset(val_ds) if val_ds is not None else None
+    def by_data(ds):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return strategy.experimental_distribute_dataset(ds.with_options(options))
+
+    if callable(train_ds):
+        dist_train = strategy.distribute_datasets_from_function(train_ds)
+    else:
+        dist_train = by_data(train_ds)
+    dist_val = by_data(val_ds) if val_ds is not None else None
 
     @tf.function
     def train_step(batch):
@@ -75,6 +91,7 @@ def fit_with_strategy(
     callback_list = keras.callbacks.CallbackList(callbacks or [], model=net, epochs=epochs, verbose=0)
     net.stop_training = False
     history: List[dict] = []
+    iterator = None
     callback_list.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         if net.stop_training:
@@ -88,7 +105,13 @@ def fit_with_strategy(
         bar = keras.utils.Progbar(None, verbose=1) if show == 1 and sys.stdout.isatty() else None
         logs: dict = {}
         step = 0
-        for step, batch in enumerate(dist_train):
+        if steps_per_epoch is not None:
+            if iterator is None:
+                iterator = iter(dist_train)
+            batches = (next(iterator) for _ in range(steps_per_epoch))
+        else:
+            batches = dist_train
+        for step, batch in enumerate(batches):
             callback_list.on_train_batch_begin(step)
             logs = {k: float(v) for k, v in train_step(batch).items()}
             callback_list.on_train_batch_end(step, logs)

@@ -59,9 +59,11 @@ def open_data(source: Union[str, dict], spec=None, **kwargs):
             kwargs = {k: v for k, v in kwargs.items() if k not in ("modalities", "task", "tasks")}
             data = datasets.load(name, config=config or datasets.DEFAULT_CONFIGS[name], spec=spec, **kwargs)
             return data
+        if os.path.isdir(source) and os.path.exists(os.path.join(source, "info.json")):
+            return mmzoo.data.from_tfrecord(source)  # (sharded TFRecords: mmzoo data to-tfrecord)
         if not os.path.exists(source):
-            raise RunError(f"Data {source!r} is neither a manifest file nor a built-in dataset "
-                           f"({', '.join(_builtin_datasets())}).")
+            raise RunError(f"Data {source!r} is neither a manifest file, a TFRecord folder (mmzoo data to-tfrecord) "
+                           f"nor a built-in dataset ({', '.join(_builtin_datasets())}).")
         return mmzoo.data.from_manifest(source, spec=spec, **kwargs)
     kind = source.get("kind")
     if kind == "manifest":
@@ -247,6 +249,7 @@ def train(
     distributed: Optional[str] = None,
     data_service: Optional[str] = None,
     data_service_mode: str = "distributed_epoch",
+    steps_per_execution: Union[int, str] = "auto",
 ) -> Run:
     """Train a preset on data and write a complete run folder; resumes an interrupted run.
 
@@ -288,6 +291,8 @@ def train(
             its workers read and decode the training data. data_service_mode:
             ``"distributed_epoch"`` (each example once an epoch across the service's workers) or
             ``"parallel_epochs"`` (each worker a whole epoch).
+        steps_per_execution: training steps per call into the compiled function; ``"auto"``:
+            32 on a TPU (bounded by the steps of an epoch), else 1.
 
     Example:
     >>> run = mmzoo.train("cnn_gru_attention", "data/train.csv", out="runs/exp1")  # doctest: +SKIP
@@ -376,7 +381,7 @@ def train(
                        "replicas. Pass a multiple of the replica count.")
     plan = plan_epochs(data.num_examples("train"), batch_size, epochs=epochs, max_steps=max_steps,
                        patience=patience, has_validation=val_split is not None,
-                       whole_batches=not dist.uses_fit)
+                       whole_batches=dist.whole_batches)
 
     import keras
     import tensorflow as tf
@@ -403,7 +408,7 @@ def train(
         "shuffle": shuffle,
         "patience": plan["patience"],
         "cache": cache,
-        "distribution": dist.describe(batch_size, learning_rate),
+        "distribution": dist.describe(batch_size, learning_rate, data),
         "data_service": {"address": data_service, "processing_mode": data_service_mode} if data_service else None,
         "out": os.path.abspath(out),
         "versions": package_versions(),
@@ -433,16 +438,25 @@ def train(
                 loss=net.default_loss(label_smoothing=label_smoothing),
                 metrics=net.default_metrics(),
                 jit_compile=bool(jit),
+                steps_per_execution=dist.steps_per_execution(steps_per_execution, plan["steps_per_epoch"]),
             )
-        whole = not dist.uses_fit  # (every replica's batch whole: mmzoo's loop, see mmzoo.training.loop)
+        whole = dist.whole_batches  # (every replica's batch whole: mmzoo's loop; static shapes on a TPU)
         train_cache = None if data_service else cache  # (the service's workers decode every epoch)
-        train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
-                                drop_remainder=whole)
-        if data_service:
-            from mmzoo.data.service import distribute
+        by_file = config["distribution"].get("shard_policy") == "file"
+        if by_file:  # each worker reads its own files, repeated: every worker runs an epoch's steps
+            def train_ds(context):
+                ds = data.dataset("train", batch_size=context.get_per_replica_batch_size(batch_size),
+                                  shuffle=shuffle, seed=seed, cache=train_cache, drop_remainder=True, repeat=True,
+                                  num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
+                return augmented(ds, augmentation, seed)
+        else:
+            train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
+                                    drop_remainder=whole)
+            if data_service:
+                from mmzoo.data.service import distribute
 
-            train_ds = distribute(train_ds, data_service, mode=data_service_mode)
-        train_ds = augmented(train_ds, augmentation, seed)
+                train_ds = distribute(train_ds, data_service, mode=data_service_mode)
+            train_ds = augmented(train_ds, augmentation, seed)
         val_ds = None
         if val_split:
             val_batch = 256
@@ -483,7 +497,8 @@ def train(
                 from mmzoo.training.loop import fit_with_strategy
 
                 fit_with_strategy(net, dist.strategy, train_ds, val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                                  callbacks=callbacks, verbose=verbose, print_progress=dist.is_chief)
+                                  callbacks=callbacks, verbose=verbose, print_progress=dist.is_chief,
+                                  steps_per_epoch=plan["steps_per_epoch"] if by_file else None)
         if state.nan_stop:
             run_dir.set_status("failed", reason=state.nan_stop)
             raise TrainingError(
