@@ -171,6 +171,7 @@ class MultimodalData:
         shard_index: int = 0,
         prefetch: bool = True,
         autotune: bool = False,
+        splittable: bool = False,
     ) -> tf.data.Dataset:
         """A ``tf.data.Dataset`` of ``(features dict, label)`` for one split.
 
@@ -187,6 +188,8 @@ class MultimodalData:
                 ``shard_index`` (multi-worker input; shards are disjoint).
             autotune: let tf.data's autotuner pick parallelism and buffers (off by default: see
                 `pipeline_options`; the default runs one decode call per core).
+            splittable: for a tf.data service in ``distributed_epoch`` mode (`mmzoo.data.service`),
+                which splits the source over its workers: no check of the source's element count.
 
         Example:
         >>> ds = data.dataset("train", batch_size=64, shuffle=True, seed=0)  # doctest: +SKIP
@@ -200,7 +203,8 @@ class MultimodalData:
         if shuffle is None:
             shuffle = split == "train"
         n = self.splits[split]
-        ds = self._raw(split, num_shards, shard_index)
+        ds = self._raw_splittable(split, num_shards, shard_index) if splittable else self._raw(split, num_shards,
+                                                                                                 shard_index)
         cache_on = bool(cache)
         if shuffle and not cache_on:
             buffer = shuffle_buffer or self.raw_shuffle_buffer or n
@@ -228,6 +232,10 @@ class MultimodalData:
         if prefetch:
             ds = ds.prefetch(AUTOTUNE)  # without the autotuner: grows on its own while the consumer waits
         return ds.with_options(pipeline_options(autotune=autotune, deterministic=not (shuffle and seed is None)))
+
+    def _raw_splittable(self, split, num_shards, shard_index):
+        """`_raw` for a source a tf.data service splits (a backend overrides it where they differ)."""
+        return self._raw(split, num_shards, shard_index)
 
     def dataset_fn(
         self, split: str = "train", global_batch_size: int = 32, **kwargs

@@ -86,18 +86,23 @@ class TFDSData(MultimodalData):
             return {key: tfds.decode.SkipDecoding()}
         return None
 
-    def _raw(self, split, num_shards, shard_index):
+    def _raw(self, split, num_shards, shard_index, assert_cardinality=True):
         ds = self.builder.as_dataset(
             split=self._split_names[split],
             shuffle_files=False,
             decoders=self._decoders(),
-            read_config=tfds.ReadConfig(add_tfds_id=False),
+            read_config=tfds.ReadConfig(add_tfds_id=False, assert_cardinality=assert_cardinality),
         )
         keep = {k: v for k, v in self.mapping.items()}
         ds = ds.map(lambda ex: {k: _get(ex, v) for k, v in keep.items()})
         if num_shards > 1:
             ds = ds.shard(num_shards, shard_index)
         return ds
+
+    def _raw_splittable(self, split, num_shards, shard_index):
+        # TFDS asserts the split's element count, which fails when a tf.data service hands each
+        # of its workers a part of the files
+        return self._raw(split, num_shards, shard_index, assert_cardinality=False)
 
     def _preprocess(self, raw):
         spec = self.spec

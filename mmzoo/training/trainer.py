@@ -451,7 +451,8 @@ def train(
                 return augmented(ds, augmentation, seed)
         else:
             train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
-                                    drop_remainder=whole)
+                                    drop_remainder=whole,
+                                    splittable=bool(data_service) and data_service_mode == "distributed_epoch")
             if data_service:
                 from mmzoo.data.service import distribute
 
