@@ -91,6 +91,16 @@ def test_distribution_choices_and_errors(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
     with pytest.raises(DistributionError, match="not a valid cluster description"):
         distribution_for(distributed="multiworker")
+    # Vertex AI's form: a chief pool and a worker pool; ranks run chief first
+    from mmzoo.training.distributed import _tf_config
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert _tf_config() == {"tasks": ["a:1", "b:1", "c:1"], "rank": 2}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"], "ps": ["p:1"]},
+                                                "task": {"type": "ps", "index": 0}}))
+    with pytest.raises(DistributionError, match="task type 'ps'"):
+        distribution_for(distributed="multiworker")
     with pytest.raises(DistributionError, match="distributed must be one of"):
         distribution_for(distributed="ring")
     with pytest.raises(DistributionError, match="not a device name"):

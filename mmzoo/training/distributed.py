@@ -44,7 +44,7 @@ class Distribution:
     strategy: object
     replicas: int = 1
     workers: int = 1
-    task_index: int = 0
+    task_index: int = 0  # this process's rank: 0 is the chief
     devices: List[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -104,21 +104,28 @@ class Distribution:
 
 
 def _tf_config() -> Optional[dict]:
+    """The cluster from ``TF_CONFIG``: its tasks in order (a ``chief`` first where there is one, as
+    Vertex AI writes it), this task's rank among them, and whether it is the chief."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
     try:
         config = json.loads(raw)
-        workers = config["cluster"]["worker"]
-        task = config["task"]
-        if not isinstance(workers, list) or not workers:
+        cluster, task = config["cluster"], config["task"]
+        chiefs, workers = list(cluster.get("chief", [])), list(cluster.get("worker", []))
+        if not workers and not chiefs:
             raise KeyError("cluster.worker")
-        return {"workers": workers, "type": task["type"], "index": int(task["index"])}
+        kind, index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError) as e:
         raise DistributionError(
             f"TF_CONFIG is not a valid cluster description ({e}): expected "
             '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
         ) from None
+    if kind not in ("worker", "chief"):
+        raise DistributionError(f"TF_CONFIG task type {kind!r}: mmzoo's multi-worker runs use 'chief' and 'worker' "
+                                "tasks only (the chief, or worker 0 where there is none, writes the run folder).")
+    rank = index if kind == "chief" else len(chiefs) + index
+    return {"tasks": chiefs + workers, "rank": rank}
 
 
 def split_cpu(count: int) -> None:
@@ -211,16 +218,12 @@ def distribution_for(
                 "distributed='multiworker' reads the cluster from TF_CONFIG, which is not set. Set it on every "
                 'worker, e.g. TF_CONFIG=\'{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}, '
                 '"task": {"type": "worker", "index": 0}}\' (the launch recipes in launch/ do).')
-        if cluster["type"] not in ("worker", "chief"):
-            raise DistributionError(f"TF_CONFIG task type {cluster['type']!r}: mmzoo's multi-worker runs use "
-                                    "'worker' tasks only (worker 0 is the chief).")
         if devices not in (None, "auto"):
             raise DistributionError("devices is not used with distributed='multiworker': each worker trains on "
                                     "all of its local GPUs (or its CPU).")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return Distribution("multiworker", strategy, replicas=strategy.num_replicas_in_sync,
-                            workers=len(cluster["workers"]), task_index=cluster["index"],
-                            devices=list(cluster["workers"]))
+                            workers=len(cluster["tasks"]), task_index=cluster["rank"], devices=cluster["tasks"])
     if distributed == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
