@@ -63,7 +63,7 @@ PRODUCES = {
         "runs/captions/plots/caption_examples.png",
         "export/models/captions/1/saved_model.pb",
         "export/models/captions/1/litert/captioner_float32.tflite",
-        "export/models/captions/1/litert/captioner_dynamic.tflite",
+        "export/models/captions/1/assets.extra/mmzoo.json",
         "export/models/captions/1/litert/caption_loop.py",
     ],
     "05_extend_the_zoo": [
