@@ -228,7 +228,7 @@ def plot(result: dict, path: str) -> None:
     axes[0].set(xlabel="machines (batch 64 each)", ylabel="estimated speed-up", title="Scaling estimate")
     axes[0].legend()
     steps = result["steps"]
-    names = ["fit, 1 device", "mmzoo loop, 1 worker", "mmzoo loop, 2 workers"]
+    names = ["fit\n1 device", "mmzoo loop\n1 worker", "mmzoo loop\n2 workers (loopback)"]
     axes[1].bar(names, [steps[m]["step_s"] * 1000 for m in ("fit", "loop1", "loop2")])
     axes[1].set(ylabel="ms a step (global batch 64)", title="Step time")
     fig.tight_layout()
