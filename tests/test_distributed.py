@@ -134,6 +134,47 @@ def test_training_refuses_a_service_address_it_cannot_use(tmp_path):
                     data_service="grpc://127.0.0.1:1")
 
 
+def test_the_loop_keeps_fits_contract_in_process(tmp_path):
+    """`fit_with_strategy` under the default strategy = Keras fit (weights, epoch logs), and it
+    drives the callbacks as fit does: early stopping ends the run, a NaN loss stops it."""
+    import keras
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo.training.callbacks import RunState
+    from mmzoo.training.loop import fit_with_strategy
+    from mmzoo.training.run import RunDirectory
+
+    data = mmzoo.data.from_manifest(write_colors(tmp_path / "m.csv")).with_inputs(["text"])
+
+    def fresh(learning_rate=0.05):
+        keras.utils.set_random_seed(0)
+        net = mmzoo.build(**EXACT_MODEL, **data.model_kwargs(), seed=0, compile=False)
+        net.compile(optimizer=keras.optimizers.SGD(learning_rate), loss=net.default_loss(),
+                    metrics=net.default_metrics())
+        return net
+
+    train = data.dataset("train", batch_size=64, shuffle=False, drop_remainder=True)
+    val = data.dataset("validation", batch_size=64, shuffle=False, drop_remainder=True)
+    a, b = fresh(), fresh()
+    keras_history = a.fit(train, validation_data=val, epochs=2, verbose=0).history
+    history = fit_with_strategy(b, tf.distribute.get_strategy(), train, val, epochs=2, verbose=0)
+    np.testing.assert_allclose(np.concatenate([w.ravel() for w in a.get_weights()]),
+                               np.concatenate([w.ravel() for w in b.get_weights()]), atol=1e-6)
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose([h[key] for h in history], keras_history[key], atol=1e-5)
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, mode="max")  # (max: stops at once)
+    assert len(fit_with_strategy(fresh(), tf.distribute.get_strategy(), train, val, epochs=10, verbose=0,
+                                 callbacks=[stop])) == 2
+
+    state = RunState(RunDirectory(str(tmp_path / "nan")), save_every_batches=None)
+    net = fresh(learning_rate=1e30)  # the weights blow up: the loss turns NaN within the first epoch
+    state.set_model(net)
+    fit_with_strategy(net, tf.distribute.get_strategy(), train, epochs=3, verbose=0, callbacks=[state])
+    assert state.nan_stop and "at epoch 1, batch" in state.nan_stop and state.history == []
+
+
 # ---------------------------------------------------------------------------------- Mirrored
 MIRRORED_SCRIPT = """
 import json, sys
