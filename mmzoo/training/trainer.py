@@ -218,6 +218,49 @@ def _check_resume(run_dir: RunDirectory, config: dict) -> None:
         )
 
 
+def _datasets(data, dist, val_split, batch_size, shuffle, seed, cache, augmentation, data_service,
+              data_service_mode):
+    """The training and validation datasets for the run's distribution: ``(train, val, by_file)``.
+
+    ``train`` is a dataset of global batches, or (``by_file``: a multi-worker run on sharded
+    TFRecords) a function of an input context giving each worker its own files, repeated.
+    Under mmzoo's loop and on a TPU every batch is whole (the dropped validation rest is said).
+    """
+    from mmzoo.data.augment import augmented
+
+    whole = dist.whole_batches
+    train_cache = None if data_service else cache  # (the service's workers decode every epoch)
+    by_file = dist.shard_policy(data) == "file"
+    if by_file:
+        def train_ds(context):
+            ds = data.dataset("train", batch_size=context.get_per_replica_batch_size(batch_size),
+                              shuffle=shuffle, seed=seed, cache=train_cache, drop_remainder=True, repeat=True,
+                              num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
+            return augmented(ds, augmentation, seed)
+    else:
+        train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
+                                drop_remainder=whole,
+                                splittable=bool(data_service) and data_service_mode == "distributed_epoch")
+        if data_service:
+            from mmzoo.data.service import distribute
+
+            train_ds = distribute(train_ds, data_service, mode=data_service_mode)
+        train_ds = augmented(train_ds, augmentation, seed)
+    if not val_split:
+        return train_ds, None, by_file
+    val_batch = 256
+    if whole:  # whole global batches: the largest multiple of the replicas up to 256 examples
+        n_val = data.num_examples(val_split)
+        val_batch = max(dist.replicas, min(256, n_val) // dist.replicas * dist.replicas)
+        left = n_val % val_batch
+        if left:
+            print(f"Data: the validation loss (early stopping) reads {n_val - left} of {n_val} validation "
+                  f"examples each epoch (whole batches of {val_batch} over {dist.replicas} replicas); the "
+                  "final evaluation reads all of them.", flush=True)
+    val_ds = data.dataset(val_split, batch_size=val_batch, shuffle=False, cache=cache, drop_remainder=whole)
+    return train_ds, val_ds, by_file
+
+
 def train(
     model: Union[str, dict, None] = None,
     data: Any = None,
@@ -346,7 +389,7 @@ def train(
         preset = model.get("preset")
     else:
         preset = model
-    from mmzoo.data.augment import Augmentation, augmented
+    from mmzoo.data.augment import Augmentation
 
     try:
         augmentation = Augmentation.from_setting(augment)
@@ -440,36 +483,8 @@ def train(
                 jit_compile=bool(jit),
                 steps_per_execution=dist.steps_per_execution(steps_per_execution, plan["steps_per_epoch"]),
             )
-        whole = dist.whole_batches  # (every replica's batch whole: mmzoo's loop; static shapes on a TPU)
-        train_cache = None if data_service else cache  # (the service's workers decode every epoch)
-        by_file = config["distribution"].get("shard_policy") == "file"
-        if by_file:  # each worker reads its own files, repeated: every worker runs an epoch's steps
-            def train_ds(context):
-                ds = data.dataset("train", batch_size=context.get_per_replica_batch_size(batch_size),
-                                  shuffle=shuffle, seed=seed, cache=train_cache, drop_remainder=True, repeat=True,
-                                  num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
-                return augmented(ds, augmentation, seed)
-        else:
-            train_ds = data.dataset("train", batch_size=batch_size, shuffle=shuffle, seed=seed, cache=train_cache,
-                                    drop_remainder=whole,
-                                    splittable=bool(data_service) and data_service_mode == "distributed_epoch")
-            if data_service:
-                from mmzoo.data.service import distribute
-
-                train_ds = distribute(train_ds, data_service, mode=data_service_mode)
-            train_ds = augmented(train_ds, augmentation, seed)
-        val_ds = None
-        if val_split:
-            val_batch = 256
-            if whole:  # whole global batches: the largest multiple of the replicas up to 256 examples
-                n_val = data.num_examples(val_split)
-                val_batch = max(dist.replicas, min(256, n_val) // dist.replicas * dist.replicas)
-                left = n_val % val_batch
-                if left:
-                    print(f"Data: the validation loss (early stopping) reads {n_val - left} of {n_val} validation "
-                          f"examples each epoch (whole batches of {val_batch} over {dist.replicas} replicas); the "
-                          "final evaluation reads all of them.", flush=True)
-            val_ds = data.dataset(val_split, batch_size=val_batch, shuffle=False, cache=cache, drop_remainder=whole)
+        train_ds, val_ds, by_file = _datasets(data, dist, val_split, batch_size, shuffle, seed, cache, augmentation,
+                                              data_service, data_service_mode)
 
         from mmzoo.training.callbacks import RunState
 
