@@ -105,7 +105,7 @@ class Distribution:
 
 def _tf_config() -> Optional[dict]:
     """The cluster from ``TF_CONFIG``: its tasks in order (a ``chief`` first where there is one, as
-    Vertex AI writes it), this task's rank among them, and whether it is the chief."""
+    Vertex AI writes it) and this task's rank among them (rank 0 is the chief)."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
@@ -208,7 +208,7 @@ def distribution_for(
     """
     import tensorflow as tf
 
-    if distributed not in (None, "single", "mirrored", "multiworker", "tpu"):
+    if distributed is not None and distributed not in KINDS:
         raise DistributionError(
             f"distributed must be one of 'mirrored', 'multiworker', 'tpu' (or None). Received: {distributed!r}")
     if distributed == "multiworker":
