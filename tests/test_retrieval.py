@@ -173,6 +173,35 @@ def _candidates_file(root, images):
     return str(root / "catalogue.csv")
 
 
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("float32")
+
+
+@pytest.mark.parametrize("m,k", [(20000, 10), (3000, 5), (300, 10), (50, 48), (50, 49)])
+def test_bfloat16_index_answers_as_float32_brute_force(m, k):
+    from mmzoo.export.retrieval import BF16_UNIT, Bfloat16Index, block_top_k
+
+    rng = np.random.default_rng(m + k)
+    spread = _unit(rng.normal(size=(m // 2, 64)))
+    # half the candidates in tight clusters: top-k gaps far below bfloat16's error, no certificate
+    centres = _unit(rng.normal(size=(20, 64)))
+    clustered = _unit(centres[rng.integers(0, 20, m - m // 2)] + 0.003 * rng.normal(size=(m - m // 2, 64)))
+    candidates = np.concatenate([spread, clustered])
+    queries = np.concatenate([_unit(rng.normal(size=(24, 64))), _unit(centres[:8] + 0.01 * rng.normal(size=(8, 64)))])
+    index = Bfloat16Index(candidates)
+    scores, rows, certified = index.search(tf.constant(queries), k)
+    expected_scores, expected_rows = block_top_k(tf.constant(queries @ candidates.T), k)
+    np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-6)
+    assert (np.sort(rows.numpy(), 1) == np.sort(expected_rows.numpy(), 1)).all()
+    certified = certified.numpy()
+    if m >= 3000:  # spread-out candidates: the shortlist mostly proves the top k; near-duplicates need float32
+        assert certified[:24].mean() >= 0.75 and not certified[24:].all()
+    # the bound the certificate relies on holds for every score
+    rough = tf.matmul(tf.cast(queries, tf.bfloat16), tf.cast(candidates, tf.bfloat16), transpose_b=True)
+    eps = (3 * BF16_UNIT + 64 * 2.0 ** -23) * index.max_norm
+    assert np.abs(tf.cast(rough, tf.float32).numpy() - queries @ candidates.T).max() <= eps
+
+
 def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMZOO_DATA_DIR", str(tmp_path / "data"))
     out = str(tmp_path / "run")
@@ -203,12 +232,13 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
 
     # (the int8 towers and their recall gate: notebook 06, which exports the same model with int8)
     result = mmzoo.export(out, out=str(tmp_path / "models"), name="clip", num_samples=300, warmup_requests=2,
-                          approximate=True)
+                          approximate=True, index_precision="bfloat16")
     assert {c for c, v in result.parity.items() if not v["passed"]} == set()
     assert {"saved_model.search", "saved_model.embed_query", "saved_model.embed_candidate", "saved_model.score",
             "tflite_query_float32", "tflite_candidate_float32"} <= set(result.parity)
     assert result.parity["tflite_query_float32"]["recall_drop"] <= 0.01
     assert result.card["validation"]["fresh_process"] is True
+    assert result.card["retrieval"]["index_precision"] == "bfloat16"  # the search check held it to Keras' float32
     loaded = tf.saved_model.load(result.path)
     assert {"search", "embed_query", "embed_candidate", "score", "serving_default"} <= set(loaded.signatures)
     found = loaded.signatures["search"](text=tf.constant(["a red circle at the top left.", "左上是红色圆形。"]))
@@ -233,6 +263,7 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     assert sorted(v.decode() for v in found["candidate_id"].numpy()[0]) == ["item-0", "item-1", "item-2"]
     card = json.load(open(tmp_path / "models" / "clip" / "2" / "assets.extra" / "mmzoo.json", encoding="utf-8"))
     assert card["retrieval"]["candidates"] == 3 and card["retrieval"]["k"] == 3
+    assert card["retrieval"]["index_precision"] == "float32"
 
 
 def _audio_captions(root, n=96):

@@ -153,6 +153,7 @@ def export(
     candidates: Optional[str] = None,
     k: int = 10,
     approximate: bool = False,
+    index_precision: str = "float32",
 ) -> ExportResult:
     """Export a model for TF Serving (SavedModel) and for the edge (TFLite / LiteRT).
 
@@ -189,6 +190,10 @@ def export(
         k: how many candidates a retriever's ``search`` signature returns (fixed at export).
         approximate: also write a retriever's approximate index (FAISS, `mmzoo.export.ann`;
             ``pip install "mmzoo[ann]"``) in ``approximate_index/``, for catalogues past one graph.
+        index_precision: how a retriever's ``search`` scores the index: ``float32`` (exact), or
+            ``bfloat16`` for serving machines with bfloat16 matrix units (AMX / AVX512-BF16 CPUs,
+            GPUs, TPUs): the same answers, the shortlist rescored in float32 with a certificate
+            (`mmzoo.export.retrieval.Bfloat16Index`).
 
     Returns:
         An `ExportResult`. Raises `ExportValidationError` (nothing published) when a check fails.
@@ -263,7 +268,10 @@ def export(
             raise ValueError("A retriever's export needs its candidates: data=... (a pair manifest, or the run's "
                              "data) or candidates=... (a candidates file).")
         log(f"embedding {len(catalogue)} candidates")
-        extras = {"catalogue": catalogue.embed(model), "k": int(k)}
+        if index_precision not in retrieval_lib.INDEX_PRECISIONS:
+            raise ValueError(f"Unknown index_precision {index_precision!r}; expected one of "
+                             f"{', '.join(retrieval_lib.INDEX_PRECISIONS)}.")
+        extras = {"catalogue": catalogue.embed(model), "k": int(k), "precision": index_precision}
         plan = [{"prefix": "", "task": "retrieval", "key": None, "num_classes": 1, "class_names": [],
                  "ids": catalogue.ids, "tolerance": tolerance}]
 
@@ -364,7 +372,7 @@ def export(
         if retriever:
             card["retrieval"] = {"sides": model.sides, "k": artifact_card.get("saved_model", {}).get("index", {}).get(
                 "k", min(extras["k"], len(extras["catalogue"]))), "candidates": len(extras["catalogue"]),
-                "index_source": extras["catalogue"].source}
+                "index_source": extras["catalogue"].source, "index_precision": extras["precision"]}
         card["variants"] = variant_table(artifact_card, report)
         card, final = _publish(model_root, staging, version, card, chosen, started)
     except BaseException:

@@ -55,6 +55,10 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="candidates a retriever's search signature returns (default 10)")
     p.add_argument("--approximate", action="store_true",
                    help="a retriever: also write a FAISS approximate index (pip install 'mmzoo[ann]')")
+    p.add_argument("--index-precision", choices=["float32", "bfloat16"], default="float32",
+                   help="how a retriever's search scores its index: float32 (default), or bfloat16 for serving "
+                        "machines with bfloat16 matrix units (AMX CPUs, GPUs, TPUs): the same answers, "
+                        "rescored in float32")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
     return p
@@ -81,6 +85,10 @@ def add_index_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--approximate", action="store_true",
                    help="also write a FAISS approximate index, for catalogues past one graph "
                         "(pip install 'mmzoo[ann]')")
+    p.add_argument("--index-precision", choices=["float32", "bfloat16"], default="float32",
+                   help="how a retriever's search scores its index: float32 (default), or bfloat16 for serving "
+                        "machines with bfloat16 matrix units (AMX CPUs, GPUs, TPUs): the same answers, "
+                        "rescored in float32")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_index)
     return p
@@ -100,7 +108,7 @@ def cmd_index(args) -> int:
         result = export((source.model, source.spec) if source.run_dir is None else args.run_dir, out=args.out,
                         name=args.name, formats=args.formats, quantize=args.quantize, candidates=args.candidates,
                         k=args.k, num_samples=args.num_samples, approximate=args.approximate,
-                        verbose=not args.json)
+                        index_precision=args.index_precision, verbose=not args.json)
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -145,6 +153,7 @@ def cmd_export(args) -> int:
             validate=not args.no_validate, tolerance=args.tolerance,
             min_agreement=args.min_agreement, drop_failed_variants=args.drop_failed_variants,
             verbose=not args.json, candidates=args.candidates, k=args.k, approximate=args.approximate,
+            index_precision=args.index_precision,
         )
     except ExportValidationError as e:
         print(f"error: {e}", file=sys.stderr)

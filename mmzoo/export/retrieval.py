@@ -228,16 +228,103 @@ def block_top_k(scores, k: int, block: int = TOP_K_BLOCK):
     return values, tf.gather(best_blocks, j // block, batch_dims=1) * block + j % block
 
 
-def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> dict:
+#: how the index scores a query against every candidate: exactly in float32, or in bfloat16 (the
+#: matrix units of recent CPUs, AMX / AVX512-BF16, and of GPUs and TPUs) with the shortlist
+#: rescored in float32 and a certificate that nothing outside it can enter the top k
+INDEX_PRECISIONS = ("float32", "bfloat16")
+#: unit roundoff of bfloat16 (8 significant bits)
+BF16_UNIT = 2.0 ** -8
+#: candidates per block, blocks kept per query and candidates rescored per query (bfloat16 scoring)
+BF16_BLOCK, BF16_BLOCKS, BF16_SHORTLIST = 128, 64, 64
+
+
+class Bfloat16Index:
+    """A candidate index scored in bfloat16, answers exact as float32 brute force.
+
+    ``search(queries, k)`` scores every candidate with one bfloat16 matmul (float32
+    accumulation: AMX / AVX512-BF16 on CPUs, tensor cores, TPUs), keeps the ``blocks`` blocks of
+    ``block`` candidates with the best maximum (a max-pool over the scores), the ``shortlist``
+    best candidates of those, and rescores them in float32. A bfloat16 score is within
+    ``eps = (3u + d 2^-23) |q| max|e|`` of the float32 one (u = 2^-8, d the dimension), so
+    when the k-th rescored score is at least ``eps`` above every score left out (the next
+    block's maximum, the next candidate of the kept blocks), nothing left out can be in the top
+    k; a query that lacks that certificate is searched again in float32 (`block_top_k`).
+    Returns ``(scores, index, certified)``, scores and index as
+    ``block_top_k(queries @ embeddings^T, k)`` (ties may come in another order).
+
+    Example:
+    >>> index = Bfloat16Index(np.eye(4096, 64, dtype="float32"))
+    >>> scores, rows, certified = index.search(tf.eye(2, 64), k=5)
+    """
+
+    def __init__(self, embeddings: np.ndarray, block: int = BF16_BLOCK, blocks: int = BF16_BLOCKS,
+                 shortlist: int = BF16_SHORTLIST):
+        embeddings = np.asarray(embeddings, np.float32)
+        self.size, self.dim = embeddings.shape
+        # at least two blocks beyond the kept ones, so that the next block's maximum bounds the rest
+        self.block = max(1, min(int(block), self.size // (int(blocks) + 2)))
+        self.blocks = max(1, min(int(blocks), -(-self.size // self.block) - 1))
+        self.shortlist = max(1, min(int(shortlist), self.blocks * self.block - 1))
+        padded = -(-self.size // self.block) * self.block
+        table = np.zeros((padded, self.dim), np.float32)
+        table[:self.size] = embeddings  # padding rows score 0: they only widen the bounds, never answer
+        self.table = tf.Variable(table, trainable=False, name="embeddings")
+        self.table_bf16 = tf.Variable(tf.cast(table, tf.bfloat16), trainable=False, name="embeddings_bf16")
+        self.max_norm = float(np.linalg.norm(embeddings, axis=1).max()) if self.size else 0.0
+
+    def exact(self, queries, k: int):
+        """Float32 brute force over the table (what the certificate falls back to)."""
+        scores = tf.matmul(queries, self.table[:self.size], transpose_b=True)
+        return block_top_k(scores, k)
+
+    def search(self, queries, k: int):
+        """``(scores, index, certified)`` of the k best candidates per query, best first."""
+        queries = tf.convert_to_tensor(queries, tf.float32)
+        n, block, blocks, r = tf.shape(queries)[0], self.block, self.blocks, self.shortlist
+        if int(k) > r:  # more answers than the shortlist holds: float32 throughout
+            best, index = self.exact(queries, int(k))
+            return best, index, tf.ones([n], tf.bool)
+        rough = tf.matmul(self.table_bf16, tf.cast(queries, tf.bfloat16), transpose_b=True)  # [M', N]
+        # each block's best score per query: a max-pool with the queries as channels (oneDNN: fast in bfloat16)
+        block_max = tf.nn.max_pool2d(rough[tf.newaxis, :, tf.newaxis, :], [block, 1], [block, 1], "VALID")
+        block_max = tf.cast(tf.transpose(block_max[0, :, 0, :]), tf.float32)  # [N, blocks in the table]
+        top_blocks, kept = tf.math.top_k(block_max, blocks + 1)
+        per_query = tf.reshape(tf.transpose(rough), [n, -1, block])  # [N, blocks in the table, block]
+        in_kept = tf.reshape(tf.gather(per_query, kept[:, :blocks], batch_dims=1), [n, blocks * block])
+        rough_best, j = block_top_k(tf.cast(in_kept, tf.float32), r + 1, block=min(16, block))
+        rows = tf.gather(kept[:, :blocks], j[:, :r] // block, batch_dims=1) * block + j[:, :r] % block
+        exact = tf.einsum("nd,nrd->nr", queries, tf.gather(self.table, rows))
+        exact = tf.where(rows < self.size, exact, float("-inf"))
+        best, picked = tf.math.top_k(exact, k)
+        index = tf.gather(rows, picked, batch_dims=1)
+        eps = (3 * BF16_UNIT + self.dim * 2.0 ** -23) * tf.norm(queries, axis=1) * self.max_norm
+        left_out = tf.maximum(top_blocks[:, blocks], rough_best[:, r])
+        certified = best[:, k - 1] >= left_out + eps
+
+        def search_again():  # the queries without a certificate, in float32
+            rows_again = tf.where(~certified)
+            again_best, again_index = self.exact(tf.gather_nd(queries, rows_again), k)
+            return (tf.tensor_scatter_nd_update(best, rows_again, again_best),
+                    tf.tensor_scatter_nd_update(index, rows_again, again_index))
+
+        best, index = tf.cond(tf.reduce_all(certified), lambda: (best, index), search_again)
+        return best, index, certified
+
+
+def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int, precision: str = "float32") -> dict:
     """The signatures' tf.functions (traced) and what they must track."""
     k = min(int(k), len(catalogue))
     sides = copy.sides
     pre = {s: Preprocessor(side_spec(spec, sides[s])) for s in SIDES}
     towers = {s: copy.tower_model(s) for s in SIDES}
+    if precision not in INDEX_PRECISIONS:
+        raise ValueError(f"Unknown index precision {precision!r}; expected one of {', '.join(INDEX_PRECISIONS)}.")
     holder = tf.Module(name="candidate_index")
-    # stored transposed [D, M]: q @ E^T without a transpose in the graph (15% faster on CPU)
-    holder.embeddings_t = tf.Variable(np.ascontiguousarray(catalogue.embeddings.T), trainable=False,
-                                      name="embeddings_t")
+    if precision == "bfloat16":
+        holder.bf16 = Bfloat16Index(catalogue.embeddings)
+    else:  # stored transposed [D, M]: q @ E^T without a transpose in the graph (15% faster on CPU)
+        holder.embeddings_t = tf.Variable(np.ascontiguousarray(catalogue.embeddings.T), trainable=False,
+                                          name="embeddings_t")
     holder.ids = tf.Variable(np.array(catalogue.ids, dtype=object), trainable=False, dtype=tf.string, name="ids")
     holder.names = tf.Variable(np.array(catalogue.names, dtype=object), trainable=False, dtype=tf.string,
                                name="names")
@@ -254,8 +341,10 @@ def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> d
         return {"embedding": embed("candidate", inputs)}
 
     def search(inputs):
-        scores = tf.matmul(embed("query", inputs), holder.embeddings_t)
-        best, index = block_top_k(scores, k)
+        if precision == "bfloat16":
+            best, index, _ = holder.bf16.search(embed("query", inputs), k)
+        else:
+            best, index = block_top_k(tf.matmul(embed("query", inputs), holder.embeddings_t), k)
         return {"candidate_index": tf.cast(index, tf.int32), "candidate_id": tf.gather(holder.ids, index),
                 "candidate_name": tf.gather(holder.names, index), "score": best}
 
@@ -278,9 +367,10 @@ def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int) -> d
     return {"functions": functions, "trackables": trackables, "towers": towers, "k": k}
 
 
-def write_retrieval_saved_model(copy, spec: DataSpec, catalogue: Catalogue, path: str, k: int = DEFAULT_K) -> dict:
+def write_retrieval_saved_model(copy, spec: DataSpec, catalogue: Catalogue, path: str, k: int = DEFAULT_K,
+                                precision: str = "float32") -> dict:
     """Write the retriever's SavedModel into ``path`` (which must not exist)."""
-    built = retrieval_functions(copy, spec, catalogue, k)
+    built = retrieval_functions(copy, spec, catalogue, k, precision)
     return write_archive(path, [*built["towers"].values(), *built["trackables"]], built["functions"])
 
 
@@ -311,9 +401,9 @@ class RetrievalSavedModelFormat(ExportFormat):
     card_dir = EXTRA_DIR
 
     def write(self, job: ExportJob) -> Written:
-        catalogue, k = job.extras["catalogue"], job.extras["k"]
-        job.log(f"writing the SavedModel (index of {len(catalogue)} candidates, k={k})")
-        signatures = write_retrieval_saved_model(job.model, job.spec, catalogue, job.staging, k)
+        catalogue, k, precision = job.extras["catalogue"], job.extras["k"], job.extras.get("precision", "float32")
+        job.log(f"writing the SavedModel (index of {len(catalogue)} candidates, k={k}, scored in {precision})")
+        signatures = write_retrieval_saved_model(job.model, job.spec, catalogue, job.staging, k, precision)
         extra_dir = os.path.join(job.staging, EXTRA_DIR)
         os.makedirs(extra_dir, exist_ok=True)
         query = job.model.sides["query"]
@@ -330,7 +420,7 @@ class RetrievalSavedModelFormat(ExportFormat):
             artifacts={"saved_model": job.staging},
             card={"saved_model": {"path": ".", "bytes": directory_size(job.staging),
                                   "index": {"candidates": len(catalogue), "k": min(k, len(catalogue)),
-                                            "source": catalogue.source}}},
+                                            "precision": precision, "source": catalogue.source}}},
             signatures=signatures,
             checks={"saved_model": {"format": self.name, "path": job.staging, "spec": job.spec.to_dict(),
                                     "sides": job.model.sides, "warmup": warm_path}},
