@@ -9,12 +9,14 @@ For each captioning preset on shapes_captions' 32x32 images, with a 20-position 
 caption is exactly 20 tokens and runs compare the same work:
 
 1. tokens/s at batch 1 and batch 64 of Keras ``generate_ids`` (the cached greedy loop, one
-   ``tf.while_loop`` graph), of the exported SavedModel's ``serving_default`` (raw PNG bytes in,
+   ``tf.while_loop`` graph compiled with XLA, as by default; and the same graph without XLA,
+   as the SavedModel holds it), of the exported SavedModel's ``serving_default`` (raw PNG bytes in,
    caption strings out: decoding the PNG and joining the text included) and
    ``generate_preprocessed`` (pixels in), and of the LiteRT float32 flatbuffer driven by the shipped
    loop (`mmzoo.export.lite_caption_loop`, one example at a time, as a phone runs it);
 2. cached decoding against recomputing the whole prefix every step (the same greedy search,
-   the decoder rerun over positions 0..i at step i) at 20 tokens: the speed-up (target >= 3x);
+   the decoder rerun over positions 0..i at step i; both with XLA) at 20 tokens: the speed-up
+   (target >= 3x);
 3. caption latency at batch 1 (milliseconds per caption) of the three.
 
 The model's weights are random (speed does not depend on them). Contenders are measured in turn,
@@ -108,6 +110,8 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
         "keras generate (cached)": lambda b: model.generate_ids({"image": pixels[:b]}, batch_size=b),
         "keras generate (recompute prefix)": lambda b: model.generate_ids({"image": pixels[:b]}, batch_size=b,
                                                                           use_cache=False),
+        "keras generate (cached, no XLA)": lambda b: model.generate_ids({"image": pixels[:b]}, batch_size=b,
+                                                                        jit_compile=False),
         "SavedModel serving_default (PNG bytes)": lambda b: loaded.signatures["serving_default"](
             image=tf.constant(pngs[:b])),
         "SavedModel generate_preprocessed": lambda b: loaded.signatures["generate_preprocessed"](

@@ -119,12 +119,14 @@ def caption_functions(copy, spec: DataSpec, beam_width: int = BEAM_WIDTH,
 
 
 def keras_reference(model, inputs: dict, beam: bool = False) -> Dict[str, np.ndarray]:
-    """Keras `generate_ids` of model inputs (greedy, and beam search as exported)."""
+    """Keras `generate_ids` of model inputs (greedy, and beam search as exported), decoded by
+    the graph the SavedModel holds (no XLA), so that near ties break the same way."""
     x = {m: inputs[m] for m in model.modalities}
-    ids, score = model.generate_ids(x)
+    ids, score = model.generate_ids(x, jit_compile=False)
     out = {"token_ids": ids, "score": score}
     if beam:
-        out["beam_token_ids"], out["beam_score"] = model.generate_ids(x, BEAM_WIDTH, LENGTH_PENALTY)
+        out["beam_token_ids"], out["beam_score"] = model.generate_ids(x, BEAM_WIDTH, LENGTH_PENALTY,
+                                                                      jit_compile=False)
     return out
 
 

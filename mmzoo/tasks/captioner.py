@@ -25,6 +25,7 @@ from mmzoo.backbone import Backbone, ensure_parts_registered, part_config, plain
 from mmzoo.data.preprocess import Preprocessor
 from mmzoo.data.text import caption_tokens, join_tokens, split_tokens
 from mmzoo.layers.decoders import DECODERS
+from mmzoo.layers.sequence import PositionEmbedding
 from mmzoo.registry import HEADS, keras_serializable, register_task
 from mmzoo.spec import DataSpec
 from mmzoo.tasks import caption_metrics
@@ -37,28 +38,47 @@ REPORT_EXAMPLES = 8
 
 @keras_serializable
 class CaptionMemory(keras.layers.Layer):
-    """Several inputs' token sequences -> one memory: each projected to ``dim``, then joined
-    along time (an image's patches, then an audio clip's frames).
+    """The inputs' token sequences -> the memory the decoder attends to: each projected to
+    ``dim``, given a learned embedding of its positions (``positions=True``), then joined along
+    time (an image's patches, then an audio clip's frames).
+
+    Attention alone does not know where a patch or a frame is: a convolution's features say
+    what is there, not where, so without the positions "seven three" and "three seven" are the
+    same picture to the decoder.
 
     Example:
     >>> CaptionMemory(8)({"audio": np.zeros((2, 5, 4)), "image": np.zeros((2, 3, 6))}).shape
     TensorShape([2, 8, 8])
     """
 
-    def __init__(self, dim: int, **kwargs):
+    def __init__(self, dim: int, positions: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.dim = int(dim)
+        self.positions = bool(positions)
         self.projections = {}
+        self.position_embeddings = {}
 
     def build(self, input_shape):
         for name in sorted(input_shape):
+            shape = tuple(input_shape[name])
             layer = keras.layers.Dense(self.dim, name=f"{name}_projection", dtype=self.dtype_policy)
-            layer.build(tuple(input_shape[name]))
+            layer.build(shape)
             self.projections[name] = layer
+            if self.positions:
+                if shape[1] is None:
+                    raise ValueError(f"CaptionMemory(positions=True) needs a fixed number of {name} steps; "
+                                     f"got the shape {shape}.")
+                positions = PositionEmbedding(int(shape[1]), name=f"{name}_positions", dtype=self.dtype_policy)
+                positions.build((shape[0], shape[1], self.dim))
+                self.position_embeddings[name] = positions
         self.built = True
 
     def call(self, inputs):
-        return ops.concatenate([self.projections[name](inputs[name]) for name in sorted(inputs)], axis=1)
+        parts = []
+        for name in sorted(inputs):
+            x = self.projections[name](inputs[name])
+            parts.append(self.position_embeddings[name](x) if self.positions else x)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
 
     def compute_output_shape(self, input_shape):
         names = sorted(input_shape)
@@ -66,7 +86,7 @@ class CaptionMemory(keras.layers.Layer):
         return (input_shape[names[0]][0], None if None in steps else sum(steps), self.dim)
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim}
+        return {**super().get_config(), "dim": self.dim, "positions": self.positions}
 
 
 class _GraphCache:
@@ -114,7 +134,7 @@ class Captioner(Task):
         inputs = {m: keras.Input(shape=backbone.input[m].shape[1:], dtype=backbone.input[m].dtype, name=m)
                   for m in modalities}
         inputs[DECODER_INPUT] = keras.Input(shape=(decoder.max_length,), dtype="int32", name=DECODER_INPUT)
-        if memory is None and len(modalities) > 1:
+        if memory is None:
             memory = CaptionMemory(decoder.dim, name="memory")
         features = backbone({m: inputs[m] for m in modalities})
         logits = decoder(inputs[DECODER_INPUT], self._memory(memory, features, modalities))
@@ -128,11 +148,7 @@ class Captioner(Task):
 
     @staticmethod
     def _memory(memory, features: dict, modalities: Sequence[str]):
-        sequences = {m: features[f"{m}_sequence"] for m in modalities}
-        if memory is None:
-            (only,) = sequences.values()
-            return only
-        return memory(sequences)
+        return memory({m: features[f"{m}_sequence"] for m in modalities})
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -195,15 +211,21 @@ class Captioner(Task):
             self._graphs["encoder"] = keras.Model(inputs, memory, name=f"{self.name}_encoder")
         return self._graphs["encoder"]
 
-    def decode_function(self, beam_width: int = 1, length_penalty: float = 0.6, use_cache: bool = True):
+    def decode_function(self, beam_width: int = 1, length_penalty: float = 0.6, use_cache: bool = True,
+                        jit_compile: bool = False):
         """A ``tf.function``: model inputs (dict) -> ``(token ids int32 [batch, caption_len + 1],
         score float32 [batch])``, the whole decoding loop in the graph (what the SavedModel's
-        signatures run)."""
+        signatures run, without ``jit_compile``: TF Serving runs XLA on CPUs only when asked).
+
+        ``jit_compile=True`` compiles the loop with XLA (one compilation per batch size), as
+        keras-hub's ``generate()`` does: at batch 1 each step's many small ops then cost no
+        dispatch of their own.
+        """
         import tensorflow as tf
 
         from mmzoo.tasks import decoding
 
-        key = ("decode", int(beam_width), float(length_penalty), bool(use_cache))
+        key = ("decode", int(beam_width), float(length_penalty), bool(use_cache), bool(jit_compile))
         if key in self._graphs:
             return self._graphs[key]
         encoder, decoder, length = self.encoder_model(), self.decoder, self.decoder.max_length
@@ -211,8 +233,8 @@ class Captioner(Task):
         signature = {m: tf.TensorSpec([None, *self.backbone.input[m].shape[1:]], self.backbone.input[m].dtype, name=m)
                      for m in self.modalities}
 
-        @tf.function(input_signature=[signature], autograph=False)  # (one trace, shared by every signature)
-        def decode(inputs):
+        @tf.function(input_signature=[signature], autograph=False, jit_compile=bool(jit_compile) or None)
+        def decode(inputs):  # (one trace, shared by every signature)
             memory = encoder(inputs, training=False)
             batch = tf.shape(memory)[0]
             if not use_cache:
@@ -227,9 +249,10 @@ class Captioner(Task):
         return decode
 
     def generate_ids(self, inputs: Dict[str, np.ndarray], beam_width: int = 1, length_penalty: float = 0.6,
-                     batch_size: int = 64, use_cache: bool = True):
-        """Token ids and scores for preprocessed model inputs (numpy), in batches."""
-        decode = self.decode_function(beam_width, length_penalty, use_cache)
+                     batch_size: int = 64, use_cache: bool = True, jit_compile: bool = True):
+        """Token ids and scores for preprocessed model inputs (numpy), in batches; the decoding
+        loop compiled with XLA unless ``jit_compile=False`` (the SavedModel's graph)."""
+        decode = self.decode_function(beam_width, length_penalty, use_cache, jit_compile)
         n = len(inputs[self.modalities[0]])
         ids, scores = [], []
         for s in range(0, n, batch_size):
@@ -363,7 +386,7 @@ class Captioner(Task):
         config.update({
             "backbone": plain(keras.layers.serialize(self.backbone)),
             "decoder": plain(keras.layers.serialize(self.decoder)),
-            "memory": None if self.memory is None else plain(keras.layers.serialize(self.memory)),
+            "memory": plain(keras.layers.serialize(self.memory)),
             "preset": self.preset,
         })
         return config
