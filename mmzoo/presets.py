@@ -159,20 +159,20 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
         task="captioner", description="Image captioning: CNN patches as the memory of a 2-layer Transformer "
         "decoder (causal self-attention, cross-attention, 128-d), greedy or beam search with a key/value cache.",
         reference="Vaswani et al. 2017, Attention Is All You Need; Xu et al. 2015, Show, Attend and Tell",
-        image="cnn", head="transformer_decoder", params=431_306,
+        image="cnn", head="transformer_decoder", params=472_906,
     ),
     "cnn_gru_captioner": dict(
         task="captioner", description="Image captioning: CNN patches attended by a GRU decoder (Luong attention, "
         "128-d state started from the mean patch), greedy or beam search over its state.",
         reference="Xu et al. 2015, Show, Attend and Tell; Luong et al. 2015, Effective Approaches to Attention-based "
         "Neural Machine Translation",
-        image="cnn", head="gru_decoder", params=195_146,
+        image="cnn", head="gru_decoder", params=253_130,
     ),
     "melcnn_transformer_captioner": dict(
         task="captioner", description="Audio captioning (describe a sound clip): log-mel CNN frames as the memory "
         "of a 2-layer Transformer decoder.",
         reference="Mei et al. 2021, Audio Captioning Transformer",
-        audio="melcnn", head="transformer_decoder", defaults=_AUDIO, params=513_454,
+        audio="melcnn", head="transformer_decoder", defaults=_AUDIO, params=530_862,
     ),
 }
 
