@@ -27,7 +27,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_film": dict(
         description="The question modulates the image feature map (FiLM), VQA-style.",
-        image="cnn", text="bigru", fusion="film", encoder_options={"text": {"dropout": 0.1}}, params=1_485_642,
+        image="cnn", text="bigru", fusion="film", fusion_options={"coordinates": True},
+        encoder_options={"text": {"dropout": 0.1}}, params=1_487_946,
     ),
     "cnn_gru_late": dict(
         description="Late fusion: one classifier per modality, logits averaged.",
@@ -84,10 +85,10 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",
-        image="cnn", text="bigru", audio="melcnn", fusion="film",
+        image="cnn", text="bigru", audio="melcnn", fusion="film", fusion_options={"coordinates": True},
         # the audio branch of its shipped shapes_vqa checkpoint (before melcnn's defaults grew)
         encoder_options={"text": {"dropout": 0.1}, "audio": {"filters": (16, 32, 64), "pooling": "avg"}},
-        defaults=_AUDIO, params=1_529_758,
+        defaults=_AUDIO, params=1_532_062,
     ),
     "cnn_gru_melcnn_tensor": dict(
         description="Image + text + audio tensor fusion (outer product of 16-d projections).",

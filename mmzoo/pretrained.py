@@ -2,8 +2,10 @@
 
 Each ``mmzoo/weights/<preset>.<tag>.json`` describes one weights file: its sha256, the data
 spec it was trained with (shapes, vocabulary, class names), the dataset and the test
-accuracy reached. ``mmzoo.build(preset, weights="shapes_vqa")`` builds the preset for that
-spec and loads the weights. Reading the descriptions does not import TensorFlow.
+accuracy reached, and (``build``) the options the preset had then where it has changed since
+(``{"fusion_options": {"coordinates": false}}``: FiLM without position maps).
+``mmzoo.build(preset, weights="shapes_vqa")`` builds the preset for that spec and loads the
+weights. Reading the descriptions does not import TensorFlow.
 
 To (re)make them: ``python -m mmzoo.training.ship_weights cnn_gru_film image_text 12``.
 """

@@ -291,6 +291,9 @@ def build(preset: Optional[str] = None, **overrides: Any):
                     f"(the spec is {pretrained_info['dataset']}'s)."
                 )
             overrides["spec"] = DataSpec.from_dict(pretrained_info["spec"])
+        # the architecture the weights were trained with, where the preset has changed since
+        for key, options in (pretrained_info.get("build") or {}).items():
+            overrides[key] = {**options, **(overrides.get(key) or {})}
     config = resolve_config(preset, **overrides)
     import keras  # here, not at the top: `import mmzoo` stays free of TensorFlow
 

@@ -141,6 +141,30 @@ def test_film_modulates_the_image_map_with_the_text():
         FiLMFusion()({"image": x["image"], "audio": x["text"]})
 
 
+@pytest.mark.parametrize("coordinates", [False, True])
+def test_film_position_maps_tell_left_from_right(coordinates):
+    """Mirror-symmetric kernels and a picture mirrored left-right: without the position maps
+    the pooled output cannot tell the two apart; with them it can."""
+    layer = FiLMFusion(num_blocks=2, coordinates=coordinates)
+    image = np.zeros((1, 5, 5, 4), "float32")
+    image[0, 2, 0] = 1.0  # one object at the left edge
+    x = {"image": image, "text": np.ones((1, 3), "float32")}
+    layer(x)
+    rng = np.random.default_rng(0)
+    for conv in layer.convs:
+        kernel = rng.standard_normal(conv.kernel.shape).astype("float32")
+        conv.kernel.assign((kernel + kernel[:, ::-1]) / 2)  # symmetric under x -> -x
+    assert layer.convs[0].kernel.shape[2] == 4 + (2 if coordinates else 0)
+    mirrored = dict(x, image=image[:, :, ::-1].copy())
+    same = np.allclose(np.asarray(layer(x)), np.asarray(layer(mirrored)), atol=1e-6)
+    assert same != coordinates
+    if coordinates:
+        maps = np.asarray(layer._with_positions(image))[0, ..., 4:]
+        np.testing.assert_allclose(maps[0, :, 0], np.linspace(-1, 1, 5), atol=1e-6)  # x across
+        np.testing.assert_allclose(maps[:, 0, 1], np.linspace(-1, 1, 5), atol=1e-6)  # y down
+        assert FiLMFusion.from_config(layer.get_config()).coordinates
+
+
 def test_fusion_rejects_a_non_dict_and_wrong_ranks():
     with pytest.raises(ValueError, match="takes a dict of modality features"):
         ConcatFusion()(np.zeros((1, 3), "float32"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from mmzoo.fusion.base import FusionLayer
@@ -107,9 +108,15 @@ class FiLMFusion(FusionLayer):
     ``x + relu((1 + gamma) * conv(x) + beta)`` over the image map. The modulated map is
     average- and max-pooled and concatenated with the conditioning vectors.
 
+    With ``coordinates=True`` each block's convolution also reads two maps of the cells' x and
+    y positions (from -1 to 1), as in the paper: a convolution's features say what is there,
+    not where, and the pooling after the blocks forgets where; with the positions a question
+    such as "the left one" can select features by place.
+
     Args:
         num_blocks: FiLM'd residual blocks.
         filters: channels inside the blocks (defaults to the map's channels).
+        coordinates: give the blocks the x / y position maps.
 
     Example:
     >>> mmzoo.build("cnn_gru_film", num_classes=4)  # doctest: +SKIP
@@ -119,12 +126,13 @@ class FiLMFusion(FusionLayer):
 
     required_modalities = ("image", "text")
 
-    def __init__(self, num_blocks: int = 2, filters: int | None = None, **kwargs):
+    def __init__(self, num_blocks: int = 2, filters: int | None = None, coordinates: bool = False, **kwargs):
         super().__init__(**kwargs)
         if int(num_blocks) < 1:
             raise ValueError(f"num_blocks must be >= 1. Received: num_blocks={num_blocks}")
         self.num_blocks = int(num_blocks)
         self.filters = None if filters is None else int(filters)
+        self.coordinates = bool(coordinates)
 
     @classmethod
     def input_kinds(cls, modalities):
@@ -143,7 +151,11 @@ class FiLMFusion(FusionLayer):
             self.map_projection.build(map_shape)
         else:
             self.map_projection = None
-        block_shape = tuple(map_shape[:-1]) + (channels,)
+        block_shape = tuple(map_shape[:-1]) + (channels + (2 if self.coordinates else 0),)
+        if self.coordinates:
+            height, width = int(map_shape[1]), int(map_shape[2])
+            ys, xs = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
+            self._positions = np.stack([xs, ys], axis=-1)[None].astype("float32")  # [1, H, W, 2]
         self.convs, self.films = [], []
         for b in range(1, self.num_blocks + 1):
             conv = self.sublayer(keras.layers.Conv2D, channels, 3, padding="same", name=f"block{b}_conv")
@@ -165,9 +177,15 @@ class FiLMFusion(FusionLayer):
             gamma_beta = film(cond)
             gamma = ops.reshape(gamma_beta[:, : self._channels], (-1, 1, 1, self._channels))
             beta = ops.reshape(gamma_beta[:, self._channels :], (-1, 1, 1, self._channels))
-            x = x + ops.relu((1.0 + gamma) * conv(x) + beta)
+            x = x + ops.relu((1.0 + gamma) * conv(self._with_positions(x)) + beta)
         pooled = [ops.mean(x, axis=(1, 2)), ops.max(x, axis=(1, 2))]
         return ops.concatenate(pooled + conditions, axis=-1)
+
+    def _with_positions(self, x):
+        if not self.coordinates:
+            return x
+        positions = ops.cast(ops.convert_to_tensor(self._positions), x.dtype)
+        return ops.concatenate([x, ops.tile(positions, (ops.shape(x)[0], 1, 1, 1))], axis=-1)
 
     def fused_shape(self, shapes):
         channels = self.filters or shapes["image"][-1]
@@ -175,4 +193,5 @@ class FiLMFusion(FusionLayer):
         return (shapes["image"][0], 2 * channels + cond_dim)
 
     def get_config(self):
-        return {**super().get_config(), "num_blocks": self.num_blocks, "filters": self.filters}
+        return {**super().get_config(), "num_blocks": self.num_blocks, "filters": self.filters,
+                "coordinates": self.coordinates}
