@@ -23,7 +23,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_attention": dict(
         description="CNN patches and BiGRU tokens attend to each other (cross-modal attention).",
-        image="cnn", text="bigru", fusion="attention", params=1_428_874,
+        image="cnn", text="bigru", fusion="attention", fusion_options={"positions": True},
+        params=1_443_466,
     ),
     "cnn_gru_film": dict(
         description="The question modulates the image feature map (FiLM), VQA-style.",
@@ -54,7 +55,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "resnet_transformer_attention": dict(
         description="Small ResNet patches and transformer tokens with cross-modal attention.",
-        image="resnet", text="transformer", fusion="attention", params=1_072_810,
+        image="resnet", text="transformer", fusion="attention", fusion_options={"positions": True},
+        params=1_091_242,
     ),
     "mobilenet_textcnn_concat": dict(
         description="Edge-sized: depthwise-separable CNN and TextCNN, concatenated.",
@@ -81,7 +83,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
     ),
     "cnn_gru_melcnn_attention": dict(
         description="Image + text + audio tokens with cross-modal attention.",
-        image="cnn", text="bigru", audio="melcnn", fusion="attention", defaults=_AUDIO, params=1_551_406,
+        image="cnn", text="bigru", audio="melcnn", fusion="attention", fusion_options={"positions": True},
+        defaults=_AUDIO, params=1_566_446,
     ),
     "cnn_gru_melcnn_film": dict(
         description="Image + text + audio: question and audio condition the image map (FiLM).",

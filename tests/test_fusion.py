@@ -165,6 +165,19 @@ def test_film_position_maps_tell_left_from_right(coordinates):
         assert FiLMFusion.from_config(layer.get_config()).coordinates
 
 
+@pytest.mark.parametrize("positions", [False, True])
+def test_attention_positions_tell_patches_apart_by_place(positions):
+    """Two image patches swapped: attention without positions pools the same answer."""
+    layer = CrossAttentionFusion(units=8, num_heads=2, dropout=0.0, positions=positions)
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((1, 4, 6)).astype("float32")
+    x = {"image": image, "text": rng.standard_normal((1, 3, 5)).astype("float32")}
+    swapped = dict(x, image=image[:, [1, 0, 2, 3]].copy())
+    same = np.allclose(np.asarray(layer(x)), np.asarray(layer(swapped)), atol=1e-5)
+    assert same != positions
+    assert CrossAttentionFusion.from_config(layer.get_config()).positions == positions
+
+
 def test_fusion_rejects_a_non_dict_and_wrong_ranks():
     with pytest.raises(ValueError, match="takes a dict of modality features"):
         ConcatFusion()(np.zeros((1, 3), "float32"))

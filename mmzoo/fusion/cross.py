@@ -20,10 +20,15 @@ class CrossAttentionFusion(FusionLayer):
     image patches to text tokens), with a residual and layer norm, and is mean-pooled over
     its own (unpadded) tokens. The pooled vectors are concatenated: ``M * units`` features.
 
+    With ``positions=True`` each token also gets a learned embedding of its place in its
+    sequence (an image's patch grid, an audio clip's frames): attention by itself is blind to
+    order, and a convolution's patches say what is there, not where.
+
     Args:
         units: token size inside the fusion (divisible by ``num_heads``).
         num_heads: attention heads.
         dropout: attention dropout.
+        positions: add learned position embeddings to every modality's tokens.
 
     Example:
     >>> mmzoo.build("cnn_gru_attention", num_classes=4, seq_len=48)  # doctest: +SKIP
@@ -36,7 +41,8 @@ class CrossAttentionFusion(FusionLayer):
 
     input_kind = "sequence"
 
-    def __init__(self, units: int = 64, num_heads: int = 4, dropout: float = 0.1, **kwargs):
+    def __init__(self, units: int = 64, num_heads: int = 4, dropout: float = 0.1, positions: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(units) % int(num_heads):
             raise ValueError(
@@ -45,6 +51,7 @@ class CrossAttentionFusion(FusionLayer):
         self.units = int(units)
         self.num_heads = int(num_heads)
         self.dropout = float(dropout)
+        self.positions = bool(positions)
 
     def build_fusion(self, shapes):
         self.project = self.projections(shapes, self.units)
@@ -53,6 +60,16 @@ class CrossAttentionFusion(FusionLayer):
             shape=(len(self.modalities), self.units),
             initializer=keras.initializers.RandomNormal(stddev=0.02),
         )
+        self.position_embedding = {}
+        if self.positions:
+            for m in self.modalities:
+                if shapes[m][1] is None:
+                    raise ValueError(f"attention fusion with positions needs a fixed number of {m} tokens; "
+                                     f"got the shape {tuple(shapes[m])}.")
+                self.position_embedding[m] = self.add_weight(
+                    name=f"{m}_position_embedding", shape=(int(shapes[m][1]), self.units),
+                    initializer=keras.initializers.RandomNormal(stddev=0.02),
+                )
         self.attend, self.norm = {}, {}
         for m in self.modalities:
             self.attend[m] = self.sublayer(
@@ -72,6 +89,8 @@ class CrossAttentionFusion(FusionLayer):
         tokens, token_masks = {}, {}
         for i, m in enumerate(self.modalities):
             x = self.project[m](features[m]) + ops.cast(self.modality_embedding[i], self.compute_dtype)
+            if self.positions:
+                x = x + ops.expand_dims(ops.cast(self.position_embedding[m], self.compute_dtype), 0)
             tokens[m] = x
             mask = masks.get(m)
             token_masks[m] = ops.ones(ops.shape(x)[:2], dtype="bool") if mask is None else ops.cast(mask, "bool")
@@ -95,7 +114,8 @@ class CrossAttentionFusion(FusionLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units, "num_heads": self.num_heads, "dropout": self.dropout})
+        config.update({"units": self.units, "num_heads": self.num_heads, "dropout": self.dropout,
+                       "positions": self.positions})
         return config
 
 
