@@ -242,6 +242,13 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def summary(results: dict) -> dict:
+    """One row per task and contender (the guide's table)."""
+    return {f"{task}, {who}": {k: r[who][k] for k in ("number_accuracy", "exact_match", "one_language", "seconds",
+                                                      "epochs", "params")}
+            for task, r in results.items() for who in ("baseline", "mmzoo")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="numbers,spoken")
@@ -262,7 +269,8 @@ def main(argv=None) -> int:
               flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "captioning_quality.json"), "w", encoding="utf-8") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "results": results}, f, indent=2, ensure_ascii=False)
+        json.dump({"date": time.strftime("%Y-%m-%d"), "summary": summary(results), "results": results}, f, indent=2,
+                  ensure_ascii=False)
     plot(results, os.path.join(HERE, "results", "captioning_quality.png"))
     print("")
     print("| task | who | names the number | exact | one language | BLEU-4 | time |")
