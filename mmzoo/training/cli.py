@@ -132,7 +132,7 @@ def add_training_commands(subparsers) -> None:
     p = subparsers.add_parser("quickstart", help="train the default preset on the built-in dataset, evaluate, export")
     p.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
     p.add_argument("--size", choices=("full", "small"), default="full",
-                   help="full: 8000 training examples, 18 epochs; small: 512 examples, 3 epochs")
+                   help="full: 8000 training examples, 24 epochs; small: 512 examples, 3 epochs")
     p.add_argument("--model", default=DEFAULT_PRESET, help=f"preset to train (default: {DEFAULT_PRESET})")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--data-dir", help="TFDS data dir (default: the usual TFDS folder)")

@@ -12,7 +12,7 @@ from mmzoo.training.trainer import train
 
 DEFAULT_PRESET = "cnn_gru_melcnn_film"
 QUICKSTART_SETTINGS = {
-    "full": {"config": "image_text_audio", "epochs": 18},
+    "full": {"config": "image_text_audio", "epochs": 24},
     "small": {"config": "image_text_audio_small", "epochs": 3},
 }
 
