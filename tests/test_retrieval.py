@@ -239,6 +239,7 @@ def test_cnn_gru_clip_trains_evaluates_exports_and_reindexes(tmp_path, monkeypat
     assert result.parity["tflite_query_float32"]["recall_drop"] <= 0.01
     assert result.card["validation"]["fresh_process"] is True
     assert result.card["retrieval"]["index_precision"] == "bfloat16"  # the search check held it to Keras' float32
+    assert 0.0 <= result.card["artifacts"]["saved_model"]["index"]["bfloat16_certified"] <= 1.0
     loaded = tf.saved_model.load(result.path)
     assert {"search", "embed_query", "embed_candidate", "score", "serving_default"} <= set(loaded.signatures)
     found = loaded.signatures["search"](text=tf.constant(["a red circle at the top left.", "左上是红色圆形。"]))
