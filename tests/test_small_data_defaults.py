@@ -40,6 +40,7 @@ def test_plan_from_a_step_budget():
     plan = plan_epochs(900, 64)
     assert (plan["epochs"], plan["steps_per_epoch"], plan["patience"]) == (134, 15, 13)
     assert "2000 steps" in plan["why"] and "early stopping" in plan["why"]
+    assert plan["start_from_epoch"] == 67 and "counted from epoch 68" in plan["why"]  # not in the first half
     assert plan_epochs(30000, 64)["epochs"] == 10  # at least 10 epochs
     assert plan_epochs(50, 64)["epochs"] == 300  # at most 300
     fixed = plan_epochs(900, 64, epochs=3)

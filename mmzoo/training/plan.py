@@ -47,15 +47,18 @@ def plan_epochs(
         patience = min(20, max(5, planned // 10)) if planned > 5 else None
     elif patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience must be a positive integer, 'auto' or None. Received: {patience!r}")
-    # small data often sits at chance for a while before it learns: no stopping in the first fifth
-    start = min(planned // 5, 30)
+    # no stopping in the first half of the schedule: small data often sits at chance for a while
+    # before it learns, and while the learning rate is high its validation loss jumps about (a run
+    # stopped at epoch 26 of 63 by six noisy epochs, at 0.85 instead of 0.98)
+    start = planned // 2
     if not has_validation:
         patience = None
         stop = ("no early stopping: the data has no validation split, so the epoch with the lowest "
                 "training loss is kept")
     elif patience:
         stop = (f"early stopping when the validation loss has not improved for {patience} epochs, counted from "
-                f"epoch {start + 1} (a slow start is no reason to stop); the best epoch's weights are kept")
+                f"epoch {start + 1} (the first half of the schedule, a slow start and a noisy validation loss "
+                f"are no reason to stop); the best epoch's weights are kept")
     else:
         stop = "every planned epoch runs; the weights of the epoch with the lowest validation loss are kept"
     return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "patience": patience, "start_from_epoch": start,
