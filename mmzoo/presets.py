@@ -184,7 +184,8 @@ PRESET_TABLE: Dict[str, Dict[str, Any]] = {
 #: `mmzoo train` without a preset takes the first of these that fits the data's inputs and
 #: target, else any preset that fits, else it composes one from `DEFAULT_ENCODERS`. For image +
 #: text + audio, FiLM beat attention with the training defaults on two small-data benchmark
-#: tasks (select 0.984 vs 0.980 in 326 s vs 421 s; glyphs 0.47 vs 0.13), 2026-12-01.
+#: tasks (select 0.984 vs 0.980 in 326 s vs 421 s; glyphs 0.47 vs 0.13), 2026-12-01; with its
+#: position maps, glyphs 0.836 (2026-12-03; attention with positions not re-measured).
 DEFAULT_CHOICE = (
     "cnn_gru_melcnn_film",
     "cnn_gru_attention",
