@@ -270,12 +270,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a large float32 matmul on every core (TensorFlow's oneDNN, the best of
-    ``repeats``): what this CPU's FMA units deliver in practice."""
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """GFLOP/s of a large ``dtype`` matmul on every core (TensorFlow's oneDNN, the best of
+    ``repeats``): what this CPU's FMA units (or, in bfloat16, its AMX / AVX512-BF16 units)
+    deliver in practice."""
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
+    a = tf.cast(tf.random.normal((n, n)), dtype)
     fn = tf.function(lambda x: tf.linalg.matmul(x, x))
     fn(a).numpy()
     best = min(timed(lambda: fn(a).numpy(), 1, 0) for _ in range(repeats))

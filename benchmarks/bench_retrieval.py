@@ -83,16 +83,6 @@ def bfloat16_fn(index, k: int):
                                                                                       tf.float32)], autograph=False)
 
 
-def bf16_matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a large bfloat16 matmul (AMX / AVX512-BF16 where the CPU has them)."""
-    import tensorflow as tf
-
-    a = tf.cast(tf.random.normal((n, n)), tf.bfloat16)
-    fn = tf.function(lambda x: tf.linalg.matmul(x, x))
-    fn(a).numpy()
-    return 2 * n ** 3 / min(timed(lambda: fn(a).numpy(), 1, 0) for _ in range(repeats)) / 1e9
-
-
 def same_answers(got_rows, got_scores, ref_rows, ref_scores) -> float:
     """Share of queries whose k answers are float32's (as sets; ties within 1e-6 count as equal)."""
     import numpy as np
@@ -335,7 +325,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-ann", action="store_true", help="skip the approximate index")
     args = parser.parse_args(argv)
 
-    peak, bf16_peak = matmul_peak(), bf16_matmul_peak()
+    peak, bf16_peak = matmul_peak(), matmul_peak(dtype="bfloat16")
     print(f"this machine's float32 matmul peak (measured, {os.cpu_count()} cores): {peak:.0f} GFLOP/s; "
           f"bfloat16: {bf16_peak:.0f} GFLOP/s\n")
     results = {"date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "matmul_peak_gflops": peak,

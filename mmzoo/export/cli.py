@@ -55,13 +55,19 @@ def add_export_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="candidates a retriever's search signature returns (default 10)")
     p.add_argument("--approximate", action="store_true",
                    help="a retriever: also write a FAISS approximate index (pip install 'mmzoo[ann]')")
+    _add_index_precision(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def _add_index_precision(p) -> None:
+    """``--index-precision`` (export and index): the choices of `mmzoo.export.retrieval.INDEX_PRECISIONS`,
+    written out so that ``--help`` does not import TensorFlow."""
     p.add_argument("--index-precision", choices=["float32", "bfloat16"], default="float32",
                    help="how a retriever's search scores its index: float32 (default), or bfloat16 for serving "
                         "machines with bfloat16 matrix units (AMX CPUs, GPUs, TPUs): the same answers, "
                         "rescored in float32")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_export)
-    return p
 
 
 def add_index_commands(subparsers) -> argparse.ArgumentParser:
@@ -85,10 +91,7 @@ def add_index_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--approximate", action="store_true",
                    help="also write a FAISS approximate index, for catalogues past one graph "
                         "(pip install 'mmzoo[ann]')")
-    p.add_argument("--index-precision", choices=["float32", "bfloat16"], default="float32",
-                   help="how a retriever's search scores its index: float32 (default), or bfloat16 for serving "
-                        "machines with bfloat16 matrix units (AMX CPUs, GPUs, TPUs): the same answers, "
-                        "rescored in float32")
+    _add_index_precision(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_index)
     return p

@@ -364,22 +364,24 @@ def retrieval_functions(copy, spec: DataSpec, catalogue: Catalogue, k: int, prec
     # every lookup table the preprocessors hold (the text tokenizer's, the id vocabularies')
     tables = [state.table for p in pre.values() for state in p.states().values() if hasattr(state, "table")]
     trackables = [holder, *tables]
-    return {"functions": functions, "trackables": trackables, "towers": towers, "k": k}
+    return {"functions": functions, "trackables": trackables, "towers": towers, "k": k,
+            "index": holder.bf16 if precision == "bfloat16" else None}
 
 
-def certified_share(model, catalogue: Catalogue, inputs: dict, k: int, limit: int = 256) -> float:
-    """Share of sample queries (model inputs) whose bfloat16 search the certificate proves."""
+def certified_share(index: Bfloat16Index, model, inputs: dict, k: int, limit: int = 256) -> float:
+    """Share of sample queries (model inputs) whose bfloat16 search over ``index`` the certificate proves."""
     query = {m: np.asarray(v)[:limit] for m, v in inputs.items() if m in model.sides["query"]}
     embeddings = model.embed("query", query)
-    _, _, certified = Bfloat16Index(catalogue.embeddings).search(embeddings, min(int(k), len(catalogue)))
+    _, _, certified = index.search(embeddings, min(int(k), index.size))
     return round(float(np.mean(certified.numpy())), 4) if len(embeddings) else 0.0
 
 
 def write_retrieval_saved_model(copy, spec: DataSpec, catalogue: Catalogue, path: str, k: int = DEFAULT_K,
-                                precision: str = "float32") -> dict:
-    """Write the retriever's SavedModel into ``path`` (which must not exist)."""
+                                precision: str = "float32") -> tuple:
+    """Write the retriever's SavedModel into ``path`` (which must not exist); returns its
+    signatures and its `Bfloat16Index` (None in float32)."""
     built = retrieval_functions(copy, spec, catalogue, k, precision)
-    return write_archive(path, [*built["towers"].values(), *built["trackables"]], built["functions"])
+    return write_archive(path, [*built["towers"].values(), *built["trackables"]], built["functions"]), built["index"]
 
 
 def keras_search(model, query_inputs: dict, catalogue: Catalogue, k: int) -> dict:
@@ -411,11 +413,11 @@ class RetrievalSavedModelFormat(ExportFormat):
     def write(self, job: ExportJob) -> Written:
         catalogue, k, precision = job.extras["catalogue"], job.extras["k"], job.extras.get("precision", "float32")
         job.log(f"writing the SavedModel (index of {len(catalogue)} candidates, k={k}, scored in {precision})")
-        signatures = write_retrieval_saved_model(job.model, job.spec, catalogue, job.staging, k, precision)
+        signatures, index = write_retrieval_saved_model(job.model, job.spec, catalogue, job.staging, k, precision)
         index_card = {"candidates": len(catalogue), "k": min(k, len(catalogue)), "precision": precision,
                       "source": catalogue.source}
         if precision == "bfloat16":
-            index_card["bfloat16_certified"] = certified_share(job.model, catalogue, job.calibration, k)
+            index_card["bfloat16_certified"] = certified_share(index, job.model, job.calibration, k)
             job.log(f"bfloat16 scoring: its certificate holds for {index_card['bfloat16_certified']:.0%} of the sample "
                     "queries (the rest are searched again in float32)")
             if index_card["bfloat16_certified"] < 0.9:

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from mmzoo.fusion.base import FusionLayer
+from mmzoo.layers.sequence import PositionEmbedding
 from mmzoo.registry import register_fusion
 
 
@@ -66,10 +67,8 @@ class CrossAttentionFusion(FusionLayer):
                 if shapes[m][1] is None:
                     raise ValueError(f"attention fusion with positions needs a fixed number of {m} tokens; "
                                      f"got the shape {tuple(shapes[m])}.")
-                self.position_embedding[m] = self.add_weight(
-                    name=f"{m}_position_embedding", shape=(int(shapes[m][1]), self.units),
-                    initializer=keras.initializers.RandomNormal(stddev=0.02),
-                )
+                self.position_embedding[m] = self.sublayer(PositionEmbedding, int(shapes[m][1]), name=f"{m}_positions")
+                self.position_embedding[m].build((None, shapes[m][1], self.units))
         self.attend, self.norm = {}, {}
         for m in self.modalities:
             self.attend[m] = self.sublayer(
@@ -90,7 +89,7 @@ class CrossAttentionFusion(FusionLayer):
         for i, m in enumerate(self.modalities):
             x = self.project[m](features[m]) + ops.cast(self.modality_embedding[i], self.compute_dtype)
             if self.positions:
-                x = x + ops.expand_dims(ops.cast(self.position_embedding[m], self.compute_dtype), 0)
+                x = self.position_embedding[m](x)
             tokens[m] = x
             mask = masks.get(m)
             token_masks[m] = ops.ones(ops.shape(x)[:2], dtype="bool") if mask is None else ops.cast(mask, "bool")
@@ -193,19 +192,24 @@ class FiLMFusion(FusionLayer):
         x = features["image"]
         if self.map_projection is not None:
             x = self.map_projection(x)
+        maps = self._position_maps(x) if self.coordinates else None  # the same for every block
         for conv, film in zip(self.convs, self.films):
             gamma_beta = film(cond)
             gamma = ops.reshape(gamma_beta[:, : self._channels], (-1, 1, 1, self._channels))
             beta = ops.reshape(gamma_beta[:, self._channels :], (-1, 1, 1, self._channels))
-            x = x + ops.relu((1.0 + gamma) * conv(self._with_positions(x)) + beta)
+            x = x + ops.relu((1.0 + gamma) * conv(self._with_positions(x, maps)) + beta)
         pooled = [ops.mean(x, axis=(1, 2)), ops.max(x, axis=(1, 2))]
         return ops.concatenate(pooled + conditions, axis=-1)
 
-    def _with_positions(self, x):
+    def _position_maps(self, x):
+        """The x / y maps, one per example of ``x`` [batch, H, W, 2]."""
+        positions = ops.cast(ops.convert_to_tensor(self._positions), x.dtype)
+        return ops.tile(positions, (ops.shape(x)[0], 1, 1, 1))
+
+    def _with_positions(self, x, maps=None):
         if not self.coordinates:
             return x
-        positions = ops.cast(ops.convert_to_tensor(self._positions), x.dtype)
-        return ops.concatenate([x, ops.tile(positions, (ops.shape(x)[0], 1, 1, 1))], axis=-1)
+        return ops.concatenate([x, self._position_maps(x) if maps is None else maps], axis=-1)
 
     def fused_shape(self, shapes):
         channels = self.filters or shapes["image"][-1]
