@@ -385,7 +385,7 @@ def export(
                        for k, v in artifacts.items()}
     figures = ("max_abs_diff", "mean_abs_diff", "agreement", "nrmse", "scores", "passed", "examples", "recall@10",
                "keras_recall@10", "recall_drop", "same_top_k", "identical_captions", "token_agreement", "bleu4",
-               "keras_bleu4", "bleu_drop")
+               "keras_bleu4", "bleu_drop", "next_token_agreement")
     parity = {c["check"]: {k: c.get(k) for k in figures}
               for c in (report or {}).get("checks", [])}
     log(f"published {final} in {time.perf_counter() - started:.1f}s")
@@ -418,6 +418,8 @@ def variant_table(artifacts: dict, report: Optional[dict]) -> Dict[str, dict]:
             "int8_mode": entry.get("int8_mode"),
             "float_layers": [f["layer"] for f in entry.get("float_layers", [])],
             "worst_layers": entry.get("worst_layers", [])[:3],
+            # a captioner's: next tokens after Keras' prefix, free-running captions, BLEU-4 lost
+            **{k: check[k] for k in ("next_token_agreement", "identical_captions", "bleu_drop") if k in check},
         }
     return table
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Dict, List
 
@@ -310,6 +311,127 @@ def _lite_representative(copy, calibration: dict, limit: int = 64):
     return samples
 
 
+#: a quantized captioner is searched until its captions agree this well with float32's on the
+#: check examples (the gate's 98% and a margin: the gate's own sample is another one)
+INT8_SEARCH_AGREEMENT = 0.99
+INT8_CHECK_EXAMPLES = 128
+
+
+def stepwise_logits(lite: "LiteCaptioner", inputs: Dict[str, np.ndarray], paths: np.ndarray) -> tuple:
+    """``decode_step``'s logits along given token paths (each row: token ids up to the end id,
+    then 0), every step fed the path's previous token (teacher forcing). Returns ``(logits
+    [steps, vocabulary], the path's token at each step [steps])``: how far a quantized
+    flatbuffer's steps are from float32's, without one changed token changing the rest."""
+    details = lite.encode.get_input_details()
+    rows, wanted = [], []
+    for i, path in enumerate(np.asarray(paths)):
+        x = {m: np.ascontiguousarray(inputs[m][i:i + 1].astype(details[m]["dtype"], copy=False)) for m in details}
+        cache = dict(lite.encode(**x))
+        token = np.array([START_ID], np.int32)
+        for index, next_id in enumerate(path[:lite.max_length]):
+            out = dict(lite.decode_step(token=token, index=np.array([index], np.int32), **cache))
+            rows.append(np.asarray(out.pop("logits"), np.float32)[0])
+            wanted.append(int(next_id))
+            if next_id in (END_ID, 0):
+                break
+            token, cache = np.array([next_id], np.int32), out
+    return np.stack(rows), np.asarray(wanted)
+
+
+def next_token_agreement(lite: "LiteCaptioner", inputs: Dict[str, np.ndarray], paths: np.ndarray) -> float:
+    """The share of decoding steps at which ``lite`` picks the same next token as ``paths`` (the
+    reference captions) after the same prefix. Unlike comparing free-running captions, a
+    near tie flipped at one step (two templates equally likely: "four shapes: ..." / "there are
+    four shapes, ...") costs that step, not the whole caption.
+
+    Example:
+    >>> next_token_agreement(LiteCaptioner("captioner_int8.tflite", 38), x, keras_ids)  # doctest: +SKIP
+    0.996
+    """
+    logits, wanted = stepwise_logits(lite, inputs, paths)
+    return float(np.mean(logits.argmax(-1) == wanted))
+
+
+def int8_captioner(copy, source: str, calibration: dict, check: dict, float32_path: str, vocabulary: List[str],
+                   rounds: int = 3, log=None) -> tuple:
+    """Full int8 ``encode`` + ``decode_step`` that keep float32's captions.
+
+    Kept in float32 from the start: the decoder's own arithmetic (the ops outside every layer:
+    attention scores, the causal mask's fill, softmax, the cache writes; 8 bits cannot hold a
+    mask's -1e9 next to real scores) and the layers of `mmzoo.export.quantize.FLOAT_LAYERS`
+    (layer norms). While the captions on ``check`` inputs (examples calibration did not see)
+    agree less than `INT8_SEARCH_AGREEMENT` with float32's (`next_token_agreement`), each round keeps in float the
+    decoder layer (by role across blocks, e.g. every ``cross_output``) whose return brings the
+    steps' logits closest to float32's, measured along float32's own captions (one changed
+    token changes a whole greedy caption: too noisy a guide on its own).
+
+    Returns the flatbuffer and its card entries: ``int8_mode``, ``float_layers``, ``search``
+    (next-token agreement and the logits' relative error per round), ``check_examples``.
+
+    Example:
+    >>> content, card = int8_captioner(model, src, calib, check, "captioner_float32.tflite", vocab)  # doctest: +SKIP
+    """
+    from mmzoo.export import quantize as quantize_lib
+
+    samples = _lite_representative(copy, calibration)
+    calibrated = quantize_lib.calibrate(source, lambda: iter(samples), list(LITE_SIGNATURES))
+    float_paths = quantize_lib.float_layer_paths(copy)
+    floats = {path[-1] for path in float_paths}
+    roles: Dict[str, set] = {}
+    for layer in copy.decoder._flatten_layers(include_self=False, recursive=False):
+        if layer.weights and layer.name not in floats:
+            roles.setdefault(re.sub(r"^block_\d+_", "", layer.name), set()).add(layer.name)
+    n = min(INT8_CHECK_EXAMPLES, len(next(iter(check.values()))))
+    inputs = {m: np.asarray(check[m][:n]) for m in copy.modalities}
+    float32 = LiteCaptioner(float32_path, copy.decoder.max_length)
+    reference = float32.generate_ids(inputs)
+    steered = {m: v[:n // 2] for m, v in inputs.items()}  # the logits' error: half the examples suffice
+    reference_logits, _ = stepwise_logits(float32, steered, reference[:n // 2])
+    scale = float(np.sqrt(np.mean(np.square(reference_logits - reference_logits.mean(-1, keepdims=True))))) + 1e-12
+
+    def make(kept_roles) -> bytes:
+        leaves = floats | {name for role in kept_roles for name in roles[role]}
+
+        def keep_float(tensor_name: str) -> bool:
+            parts = quantize_lib._segments(tensor_name)
+            return all(len(p) == 1 for p in parts) or any(quantize_lib._under(p, (leaf,)) for p in parts
+                                                          for leaf in leaves)
+        return quantize_lib.quantize_calibrated(calibrated, keep_float)
+
+    def logits_error(content: bytes) -> float:
+        got, _ = stepwise_logits(LiteCaptioner(content, copy.decoder.max_length), steered, reference[:n // 2])
+        return float(np.sqrt(np.mean(np.square(got - reference_logits)))) / scale
+
+    def token_agreement(content: bytes) -> float:
+        return next_token_agreement(LiteCaptioner(content, copy.decoder.max_length), inputs, reference)
+
+    kept: List[str] = []
+    content = make(kept)
+    agreement, error = token_agreement(content), logits_error(content)
+    search = [{"float_layers": [], "next_token_agreement": round(agreement, 4), "logits_error": round(error, 4)}]
+    for _ in range(rounds):
+        if agreement >= INT8_SEARCH_AGREEMENT or len(kept) == len(roles):
+            break
+        if log:
+            log(f"int8 captioner: {agreement:.1%} of next tokens agree on {n} check examples, searching for a "
+                "layer to keep in float")
+        tried = {role: make(kept + [role]) for role in sorted(roles) if role not in kept}
+        errors = {role: logits_error(c) for role, c in tried.items()}
+        role = min(errors, key=errors.get)
+        kept.append(role)
+        content, error = tried[role], errors[role]
+        agreement = token_agreement(content)
+        search.append({"float_layers": list(kept), "next_token_agreement": round(agreement, 4),
+                       "logits_error": round(error, 4)})
+    float_layers = [{"layer": "decoder arithmetic outside layers",
+                     "why": "attention scores, the causal mask's fill, softmax and the cache writes"}]
+    float_layers += [{"layer": "/".join(path), "why": why} for path, why in float_paths.items()]
+    float_layers += [{"layer": f"decoder/{name}", "why": "kept in float by the search: largest gain in the logits"}
+                     for role in kept for name in sorted(roles[role])]
+    return content, {"int8_mode": "selective", "float_layers": float_layers, "search": search,
+                     "check_examples": n}
+
+
 class CaptionLiteFormat(ExportFormat):
     """A captioner's builtins-only flatbuffers (``encode`` + ``decode_step``), the caption
     vocabulary and the reference loop, in ``litert/``."""
@@ -325,9 +447,14 @@ class CaptionLiteFormat(ExportFormat):
         write_archive(source, [job.model], lite_functions(job.model))
         for q in ["float32", *job.quantize]:
             job.log(f"converting TFLite {q} (encode, decode_step)")
-            samples = _lite_representative(job.model, job.calibration) if q == "int8" else None
-            content = _convert(source, q, (lambda s=samples: iter(s)) if samples else None,
-                               [tf.lite.OpsSet.TFLITE_BUILTINS], signature_keys=list(LITE_SIGNATURES))
+            extra = {}
+            if q == "int8":
+                content, extra = int8_captioner(
+                    job.model, source, job.calibration, job.check_inputs or job.calibration,
+                    written.artifacts["tflite_float32"], list(job.spec.class_names), log=job.log)
+            else:
+                content = _convert(source, q, None, [tf.lite.OpsSet.TFLITE_BUILTINS],
+                                   signature_keys=list(LITE_SIGNATURES))
             path = os.path.join(lite_dir, LITE_FILES[q])
             with open(path, "wb") as f:
                 f.write(strip_tensor_names(content) if q == "int8" else content)
@@ -335,7 +462,7 @@ class CaptionLiteFormat(ExportFormat):
             written.artifacts[key] = path
             written.card[key] = {"path": os.path.relpath(path, job.staging), "bytes": os.path.getsize(path),
                                  "quantization": q, "ops": TFLiteModel(path, signature="encode").op_names(),
-                                 "signatures": ["encode", "decode_step"]}
+                                 "signatures": ["encode", "decode_step"], **extra}
             written.checks[key] = {"format": self.name, "path": path, "quantization": q,
                                    "max_length": job.model.decoder.max_length,
                                    "vocabulary": list(job.spec.class_names)}
@@ -356,8 +483,12 @@ class CaptionLiteFormat(ExportFormat):
 
         def run():
             lite = LiteCaptioner(entry["path"], entry["max_length"])
-            ids = lite.generate_ids({m: ctx.inputs[m] for m in modalities})
-            return caption_figures(ids, ctx.reference["token_ids"], entry["vocabulary"], ctx.labels)
+            inputs = {m: ctx.inputs[m] for m in modalities}
+            figures = caption_figures(lite.generate_ids(inputs), ctx.reference["token_ids"], entry["vocabulary"],
+                                      ctx.labels)
+            if kind == "quantized_captions":
+                figures["next_token_agreement"] = next_token_agreement(lite, inputs, ctx.reference["token_ids"])
+            return figures
 
         return [(key, kind, ctx.examples, run)]
 

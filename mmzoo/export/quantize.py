@@ -177,6 +177,47 @@ class Int8Quantizer:
             return drop_float_round_trips(self.debugger.get_nondebug_quantized_model())
 
 
+def calibrate(saved_model: str, representative: Callable[[], Iterable], signature_keys: Sequence[str]) -> bytes:
+    """A SavedModel's float flatbuffer with int8 calibration statistics, for any number of
+    signatures (the converter's calibrate-only mode; ``representative`` yields
+    ``(signature_key, inputs)`` pairs). Quantize it with `quantize_calibrated`.
+
+    Example:
+    >>> calibrated = calibrate(path, lambda: iter(samples), ["encode", "decode_step"])  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=list(signature_keys))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.representative_dataset = representative
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # what QuantizationDebugger does, for several signatures
+    with _quiet():
+        return converter.convert()
+
+
+def op_output_names(content: bytes) -> List[str]:
+    """The output tensor names of every op in every subgraph of a flatbuffer."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    return [graph.tensors[t].name.decode() for graph in model.subgraphs for op in graph.operators
+            for t in op.outputs if graph.tensors[t].name]
+
+
+def quantize_calibrated(calibrated: bytes, keep_float: Callable[[str], bool]) -> bytes:
+    """Full int8 (float32 inputs and outputs) of a `calibrate`-d flatbuffer, with the ops whose
+    output tensor name ``keep_float`` accepts left in float32 (and no round trips between them,
+    `drop_float_round_trips`)."""
+    from tensorflow.lite.python import convert
+
+    deny = sorted({name for name in op_output_names(calibrated) if keep_float(name)})
+    with _quiet():
+        content = convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_nodes=deny)
+    return drop_float_round_trips(content)
+
+
 def drop_float_round_trips(content: bytes) -> bytes:
     """The flatbuffer without quantize -> dequantize round trips between float ops.
 

@@ -53,10 +53,15 @@ def judge(name: str, figures: dict, kind: str, thresholds: dict, examples: int) 
                                 f"(token agreement {figures['token_agreement']:.2%})")
     elif kind == "quantized_captions":  # a captioner's quantized flatbuffer
         limit = thresholds.get("max_bleu_drop", 1.0)
-        check["threshold"] = {"token_agreement": thresholds["min_agreement"], "bleu_drop": limit}
+        # Next-token agreement (after Keras' own prefix) where measured: a near tie flipped at one
+        # step changes the rest of a free-running caption, not the model's other decisions.
+        measure = "next_token_agreement" if "next_token_agreement" in figures else "token_agreement"
+        check["threshold"] = {measure: thresholds["min_agreement"], "bleu_drop": limit}
         failures = []
-        if figures["token_agreement"] < thresholds["min_agreement"]:
-            failures.append(f"token agreement {figures['token_agreement']:.2%} < {thresholds['min_agreement']:.0%}")
+        if figures[measure] < thresholds["min_agreement"]:
+            failures.append(f"{measure.replace('_', ' ')} {figures[measure]:.2%} < {thresholds['min_agreement']:.0%} "
+                            f"(free-running captions: {figures['token_agreement']:.2%} of tokens, "
+                            f"{figures['identical_captions']:.0%} identical)")
         if figures.get("bleu_drop") is not None and figures["bleu_drop"] > limit:
             failures.append(f"BLEU-4 {figures['bleu4']:.1f} is {figures['bleu_drop']:.1f} below Keras float32's "
                             f"{figures['keras_bleu4']:.1f} (at most {limit:g})")
