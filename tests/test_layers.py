@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mmzoo.layers import (
+    BatchNormalization,
     LogMelSpectrogram,
     MaskedGlobalPooling,
     PositionEmbedding,
@@ -44,6 +45,12 @@ class LayerConformanceTest(MmzooTestCase):
         self.run_layer_test(
             PositionEmbedding, {"max_length": 8}, input_shape=(2, 8, 4),
             expected_output_shape=(2, 8, 4), expected_num_trainable_weights=1,
+        )
+
+    def test_batch_normalization(self):
+        self.run_layer_test(
+            BatchNormalization, {"momentum": 0.9}, input_shape=(4, 5, 6, 3), expected_output_shape=(4, 5, 6, 3),
+            expected_num_trainable_weights=2, expected_num_non_trainable_weights=2,
         )
 
     def test_transformer_block(self):
@@ -151,3 +158,54 @@ def test_fast_gru_matches_keras_gru(return_sequences, go_backwards, unroll, zero
         grads.append(tape.gradient(loss, layer.trainable_variables))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,center,scale", [((16, 9, 7, 5), True, True), ((16, 9, 7, 5), False, False),
+                                                ((32, 6), True, True)])
+def test_batch_normalization_trains_as_keras_does(shape, center, scale):
+    """The fused training step (feature maps) and the fallback (other ranks): Keras' outputs,
+    gradients and moving statistics, from the same weights; inference and saved weights too."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, size=shape).astype("float32"))
+    ours = BatchNormalization(momentum=0.9, center=center, scale=scale)
+    theirs = keras.layers.BatchNormalization(momentum=0.9, center=center, scale=scale)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    ours.set_weights(theirs.get_weights())
+
+    def step(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+
+    for _ in range(2):  # the second step starts from moving statistics the first one updated
+        for a, b in zip(step(ours), step(theirs)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), atol=1e-5)
+    assert ours.moving_variance.numpy().min() > 1.0  # the inputs' variance (9) is being tracked
+
+
+def test_batch_normalization_reads_and_writes_keras_weight_files(tmp_path):
+    """Keras 3 files weights under the class name: models with Keras' layer and with mmzoo's
+    load each other's weights (shipped weights and earlier runs keep loading)."""
+    import keras
+
+    def model(norm):
+        inputs = keras.Input((4, 4, 2))
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(norm(momentum=0.9)(inputs)))
+
+    theirs, ours = model(keras.layers.BatchNormalization), model(BatchNormalization)
+    theirs.layers[1].set_weights([np.full(2, v, "float32") for v in (2.0, 0.5, 3.0, 4.0)])
+    theirs.save_weights(str(tmp_path / "keras.weights.h5"))
+    ours.load_weights(str(tmp_path / "keras.weights.h5"))
+    np.testing.assert_array_equal(ours.layers[1].moving_variance.numpy(), [4.0, 4.0])
+    ours.save(str(tmp_path / "ours.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "ours.keras"), safe_mode=True)
+    assert type(loaded.layers[1]) is BatchNormalization
+    np.testing.assert_array_equal(loaded.layers[1].gamma.numpy(), [2.0, 2.0])

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import keras
 
+from mmzoo.layers import normalization
 from mmzoo.spec import DataSpec
 
 OUTPUT_KINDS = ("vector", "sequence", "map")
@@ -19,8 +20,9 @@ BN_MOMENTUM = 0.9
 
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
     """The encoders' BatchNormalization (momentum `BN_MOMENTUM`, so small data gets usable
-    inference statistics within a few dozen steps)."""
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+    inference statistics within a few dozen steps), trained with the fused kernel
+    (`mmzoo.layers.BatchNormalization`)."""
+    return normalization.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def modality_input(spec: DataSpec, modality: str) -> keras.KerasTensor:
