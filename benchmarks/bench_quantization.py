@@ -1,6 +1,6 @@
 """Benchmark: do quantized LiteRT flatbuffers keep trained models' answers?
 
-For every preset (or ``--presets``), a model is trained with `mmzoo.train` on the built-in
+For every classifier preset (or ``--presets``), a model is trained with `mmzoo.train` on the built-in
 ``shapes_vqa`` data (the audio config for presets with audio), and for ``--runs`` (e.g. the
 small-data benchmark's runs, trained on material mmzoo did not generate) the trained model is
 taken as it is. Each is converted to float32 / float16 / dynamic / int8 LiteRT exactly as
@@ -12,7 +12,7 @@ of near ties (test answers whose top-1 probability leads the second by < 0.05: r
 any kind may flip those) and saves ``benchmarks/results/quantization.json``.
 
     python benchmarks/bench_quantization.py [--presets a,b] [--runs runs/small_data/full/runs/select,...]
-        [--max-steps 400] [--test 500] [--work runs/bench_quantization]
+        [--max-steps 2000] [--test 500] [--work runs/bench_quantization]
 
 Presets with a tabular input have no built-in data with that input: they are listed as
 not measured.
@@ -59,7 +59,7 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
     from mmzoo.export.outputs import keras_reference, output_plan
     from mmzoo.export.parity import compare
     from mmzoo.export.source import load_source
-    from mmzoo.export.tflite import LiteSource, TFLiteModel, convert_tflite
+    from mmzoo.export.tflite import QUANTIZATION_CHECK_EXAMPLES, LiteSource, TFLiteModel, convert_tflite
     from mmzoo.tasks.targets import Target
     from mmzoo.training.trainer import open_data
 
@@ -67,7 +67,7 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
     model, spec = src.model, src.spec
     data = open_data(src.config["data"], spec=spec)
     calibration = ex.calibration_examples(data, calibration_examples)
-    check = ex.data_examples(data, "validation", calibration_examples)  # as `mmzoo export` does
+    check = ex.data_examples(data, "validation", QUANTIZATION_CHECK_EXAMPLES)  # as `mmzoo export` does
     test = ex.data_examples(data, "test", test_examples)
     labels = _labels(data, test_examples)
     plan = output_plan(spec)
@@ -141,7 +141,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="all", help="comma-separated presets, 'all' or 'none'")
     parser.add_argument("--runs", default="", help="comma-separated trained run folders to measure as they are")
-    parser.add_argument("--max-steps", type=int, default=400, help="training steps per preset")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="training step budget per preset (default: mmzoo train's, as a user's run gets)")
     parser.add_argument("--test", type=int, default=500, help="test examples compared")
     parser.add_argument("--calibration", type=int, default=256, help="int8 calibration examples")
     parser.add_argument("--work", default=os.path.join("runs", "bench_quantization"))
@@ -150,8 +151,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import mmzoo
+    from mmzoo.training.plan import DEFAULT_STEP_BUDGET
 
-    presets = (mmzoo.list_models() if args.presets == "all" else
+    args.max_steps = args.max_steps or DEFAULT_STEP_BUDGET
+    presets = (mmzoo.list_models(task="classifier") if args.presets == "all" else
                [] if args.presets == "none" else args.presets.split(","))
     targets = [(p, None) for p in presets] + [(os.path.basename(r.rstrip("/")), r) for r in args.runs.split(",") if r]
     rows = []

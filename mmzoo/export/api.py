@@ -34,6 +34,7 @@ from mmzoo.export.model_card import CARD_FILE, build_model_card, write_model_car
 from mmzoo.export.outputs import keras_reference, output_plan
 from mmzoo.export.parity import test_scores
 from mmzoo.export.source import load_source
+from mmzoo.export.tflite import QUANTIZATION_CHECK_EXAMPLES
 from mmzoo.export.validate import DEFAULT_THRESHOLDS, run_checks, validate_in_fresh_process, write_check_folder
 from mmzoo.training.trainer import open_data  # manifests, shapes_vqa, TFDS, TFRecord
 
@@ -246,7 +247,7 @@ def export(
     if data is not None:
         calibration = ex.calibration_examples(data, max(num_samples, ex.CALIBRATION_EXAMPLES), seed)
         # Quantized variants are judged while they are made on examples calibration did not see.
-        check_inputs = ex.data_examples(data, "validation", ex.CALIBRATION_EXAMPLES)
+        check_inputs = ex.data_examples(data, "validation", QUANTIZATION_CHECK_EXAMPLES)
         for split in ("test", "validation"):
             validation, labels = ex.data_examples(data, split, num_samples, with_labels=True)
             if validation is not None:
