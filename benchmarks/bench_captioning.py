@@ -16,7 +16,9 @@ caption is exactly 20 tokens and runs compare the same work:
    loop (`mmzoo.export.lite_caption_loop`, one example at a time, as a phone runs it);
 2. cached decoding against recomputing the whole prefix every step (the same greedy search,
    the decoder rerun over positions 0..i at step i; both with XLA) at 20 tokens: the speed-up
-   (target >= 3x);
+   (target >= 3x) of the decoding loop alone, on the encoder's memory computed once (what the
+   cache changes), and of the whole ``generate_ids`` call (the encoder and the host's work
+   included, the same in both);
 3. caption latency at batch 1 (milliseconds per caption) of the three.
 
 The model's weights are random (speed does not depend on them). Contenders are measured in turn,
@@ -106,7 +108,13 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
     np.testing.assert_array_equal(served, keras_ids)
     np.testing.assert_array_equal(lite.generate_ids({"image": pixels[:4]}), keras_ids)
 
+    decode_cached, decode_recompute, memories = decoding_alone(model, pixels)
+    np.testing.assert_array_equal(decode_cached(memories[4])[0].numpy(), keras_ids)
+    np.testing.assert_array_equal(decode_recompute(memories[4])[0].numpy(), keras_ids)
+
     contenders = {
+        "decoding alone (cached)": lambda b: decode_cached(memories[b])[0].numpy(),
+        "decoding alone (recompute prefix)": lambda b: decode_recompute(memories[b])[0].numpy(),
         "keras generate (cached)": lambda b: model.generate_ids({"image": pixels[:b]}, batch_size=b),
         "keras generate (recompute prefix)": lambda b: model.generate_ids({"image": pixels[:b]}, batch_size=b,
                                                                           use_cache=False),
@@ -131,9 +139,35 @@ def bench_preset(preset: str, rounds: int, folder: str) -> dict:
         entry["latency_ms_batch1"] = 1000 * entry["batch 1"]["seconds"]
         out["contenders"][name] = entry
     c = out["contenders"]
-    out["cache_speedup"] = {f"batch {b}": c["keras generate (recompute prefix)"][f"batch {b}"]["seconds"]
-                            / c["keras generate (cached)"][f"batch {b}"]["seconds"] for b in (1, 64)}
+    out["cache_speedup"] = {f"batch {b}": c["decoding alone (recompute prefix)"][f"batch {b}"]["seconds"]
+                            / c["decoding alone (cached)"][f"batch {b}"]["seconds"] for b in (1, 64)}
+    out["cache_speedup_whole_caption"] = {
+        f"batch {b}": c["keras generate (recompute prefix)"][f"batch {b}"]["seconds"]
+        / c["keras generate (cached)"][f"batch {b}"]["seconds"] for b in (1, 64)}
     return out
+
+
+def decoding_alone(model, pixels):
+    """The greedy loop of ``generate_ids`` without the encoder (the part the cache changes), on
+    memories computed once, cached and recomputing the prefix, both compiled with XLA as
+    ``generate_ids`` compiles them: ``(cached, recompute, {batch: memory})``."""
+    import tensorflow as tf
+
+    from mmzoo.tasks import decoding
+
+    decoder, length = model.decoder, model.decoder.max_length
+    encoder = model.encoder_model()
+    memories = {b: tf.constant(encoder({"image": pixels[:b]}, training=False)) for b in (1, 4, 64)}
+
+    @tf.function(jit_compile=True, autograph=False)
+    def cached(memory):
+        return decoding.greedy_search(decoder.step, decoder.init_cache(memory), tf.shape(memory)[0], length)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def recompute(memory):
+        return decoding.greedy_search_uncached(lambda tokens: decoder(tokens, memory, training=False),
+                                               tf.shape(memory)[0], length)
+    return cached, recompute, memories
 
 
 def plot(results: dict, path: str) -> None:
@@ -178,8 +212,10 @@ def main(argv=None) -> int:
         for name, c in r["contenders"].items():
             print(f"  {name:<40} {c['batch 1']['tokens_per_s']:>12,.0f} {c['batch 64']['tokens_per_s']:>13,.0f} "
                   f"{c['latency_ms_batch1']:>14.1f}")
-        print(f"  cache speed-up: {r['cache_speedup']['batch 1']:.2f}x at batch 1, "
-              f"{r['cache_speedup']['batch 64']:.2f}x at batch 64 (target >= 3x)")
+        print(f"  cache speed-up, decoding alone: {r['cache_speedup']['batch 1']:.2f}x at batch 1, "
+              f"{r['cache_speedup']['batch 64']:.2f}x at batch 64 (target >= 3x); the whole caption (the "
+              f"encoder's share is the same in both): {r['cache_speedup_whole_caption']['batch 1']:.2f}x / "
+              f"{r['cache_speedup_whole_caption']['batch 64']:.2f}x")
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "captioning.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)

@@ -90,6 +90,8 @@ def measure(run_dir: str, test_examples: int, calibration_examples: int) -> dict
                      "int8_mode": converted.get("int8_mode")}
             if q == "int8":
                 entry["float_layers"] = [f["layer"] for f in converted["float_layers"]]
+                entry["search"] = converted.get("search")  # agreement on the check examples, each round
+                entry["check_examples"] = len(next(iter(check.values()))) if check else 0
             if q != "float32":
                 entry["worst_layers"] = converted.get("worst_layers", [])[:3]
             row["variants"][q] = entry

@@ -109,13 +109,27 @@ def test_the_search_keeps_the_worst_layer_in_float_until_the_check_passes():
         return str(len(keep)).encode()
 
     scores = {0: 0.5, 1: 0.9, 2: 0.99}
-    worst = [{"layer": "a/b"}, {"layer": "c"}, {"layer": "d"}]
+    worst = [{"layer": "a/b"}, {"layer": "a/b/c"}, {"layer": "c"}, {"layer": "d"}]
+    pick = quantize.worst_candidate(lambda c: worst, [("a", "b"), ("a", "b", "c"), ("c",), ("d",)])
     content, keep, value, history = quantize.choose_float_layers(
-        make, lambda c: (scores[int(c)], scores[int(c)] >= 0.98), [],
-        lambda c: [w for w in worst if tuple(w["layer"].split("/")) not in made[-1]],
-        [("a", "b"), ("c",), ("d",)])
-    assert keep == [("a", "b"), ("c",)] and value == 0.99 and len(history) == 3
+        make, lambda c: (scores[int(c)], scores[int(c)] >= 0.98), [], pick)
+    # a/b/c is under the kept a/b: the next candidate is c
+    assert keep == [("a", "b"), ("c",)] and value == 0.99 and content == b"2" and len(history) == 3
     assert history[-1] == {"float_layers": ["a/b", "c"], "agreement": 0.99}
+
+
+def test_a_failed_search_returns_the_closest_flatbuffer_not_the_last():
+    scores = {0: 0.5, 1: 0.9, 2: 0.8, 3: 0.7}
+    content, keep, value, history = quantize.choose_float_layers(
+        lambda keep: str(len(keep)).encode(), lambda c: (scores[int(c)], False), [],
+        lambda c, kept: ("x", str(len(kept))), rounds=3,
+        describe=lambda c: {"size": len(c)})
+    assert content == b"1" and keep == [("x", "0")] and value == 0.9
+    assert [h["agreement"] for h in history] == [0.5, 0.9, 0.8, 0.7] and history[0]["size"] == 1
+    # it stops when no candidate is left
+    _, keep, _, history = quantize.choose_float_layers(
+        lambda keep: str(len(keep)).encode(), lambda c: (scores[int(c)], False), [], lambda c, kept: None)
+    assert keep == [] and len(history) == 1
 
 
 @pytest.mark.slow

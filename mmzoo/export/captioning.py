@@ -389,45 +389,49 @@ def int8_captioner(copy, source: str, calibration: dict, check: dict, float32_pa
     reference_logits, _ = stepwise_logits(float32, steered, reference[:n // 2])
     scale = float(np.sqrt(np.mean(np.square(reference_logits - reference_logits.mean(-1, keepdims=True))))) + 1e-12
 
-    def make(kept_roles) -> bytes:
-        leaves = floats | {name for role in kept_roles for name in roles[role]}
+    made: Dict[tuple, bytes] = {}
 
-        def keep_float(tensor_name: str) -> bool:
-            parts = quantize_lib._segments(tensor_name)
-            return all(len(p) == 1 for p in parts) or any(quantize_lib._under(p, (leaf,)) for p in parts
-                                                          for leaf in leaves)
-        return quantize_lib.quantize_calibrated(calibrated, keep_float)
+    def make(kept_roles) -> bytes:
+        key = tuple(sorted(role for (role,) in kept_roles))
+        if key not in made:
+            leaves = floats | {name for role in key for name in roles[role]}
+
+            def keep_float(tensor_name: str) -> bool:
+                parts = quantize_lib._segments(tensor_name)
+                return all(len(p) == 1 for p in parts) or any(quantize_lib._under(p, (leaf,)) for p in parts
+                                                              for leaf in leaves)
+            made[key] = quantize_lib.quantize_calibrated(calibrated, keep_float)
+        return made[key]
+
+    errors: Dict[bytes, float] = {}
 
     def logits_error(content: bytes) -> float:
-        got, _ = stepwise_logits(LiteCaptioner(content, copy.decoder.max_length), steered, reference[:n // 2])
-        return float(np.sqrt(np.mean(np.square(got - reference_logits)))) / scale
+        if content not in errors:
+            got, _ = stepwise_logits(LiteCaptioner(content, copy.decoder.max_length), steered, reference[:n // 2])
+            errors[content] = float(np.sqrt(np.mean(np.square(got - reference_logits)))) / scale
+        return errors[content]
 
-    def token_agreement(content: bytes) -> float:
-        return next_token_agreement(LiteCaptioner(content, copy.decoder.max_length), inputs, reference)
+    def score(content: bytes):
+        agreement = next_token_agreement(LiteCaptioner(content, copy.decoder.max_length), inputs, reference)
+        if log and agreement < INT8_SEARCH_AGREEMENT:
+            log(f"int8 captioner: {agreement:.1%} of next tokens agree on {n} check examples")
+        return agreement, agreement >= INT8_SEARCH_AGREEMENT
 
-    kept: List[str] = []
-    content = make(kept)
-    agreement, error = token_agreement(content), logits_error(content)
-    search = [{"float_layers": [], "next_token_agreement": round(agreement, 4), "logits_error": round(error, 4)}]
-    for _ in range(rounds):
-        if agreement >= INT8_SEARCH_AGREEMENT or len(kept) == len(roles):
-            break
-        if log:
-            log(f"int8 captioner: {agreement:.1%} of next tokens agree on {n} check examples, searching for a "
-                "layer to keep in float")
-        tried = {role: make(kept + [role]) for role in sorted(roles) if role not in kept}
-        errors = {role: logits_error(c) for role, c in tried.items()}
-        role = min(errors, key=errors.get)
-        kept.append(role)
-        content, error = tried[role], errors[role]
-        agreement = token_agreement(content)
-        search.append({"float_layers": list(kept), "next_token_agreement": round(agreement, 4),
-                       "logits_error": round(error, 4)})
+    def next_role(content: bytes, kept: list):
+        """The role whose layers, kept in float too, bring the logits closest to float32's."""
+        left = [(role,) for role in sorted(roles) if (role,) not in kept]
+        return min(left, key=lambda r: logits_error(make(kept + [r]))) if left else None
+
+    content, kept, _, search = quantize_lib.choose_float_layers(
+        make, score, [], next_role, rounds=rounds,
+        describe=lambda c: {"logits_error": round(logits_error(c), 4)})
+    for entry in search:  # the captioner's figure has its own name
+        entry["next_token_agreement"] = entry.pop("agreement")
     float_layers = [{"layer": "decoder arithmetic outside layers",
                      "why": "attention scores, the causal mask's fill, softmax and the cache writes"}]
     float_layers += [{"layer": "/".join(path), "why": why} for path, why in float_paths.items()]
     float_layers += [{"layer": f"decoder/{name}", "why": "kept in float by the search: largest gain in the logits"}
-                     for role in kept for name in sorted(roles[role])]
+                     for (role,) in kept for name in sorted(roles[role])]
     return content, {"int8_mode": "selective", "float_layers": float_layers, "search": search,
                      "check_examples": n}
 

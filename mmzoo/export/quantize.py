@@ -427,37 +427,55 @@ def choose_float_layers(
     make: Callable[[Sequence[LayerPath]], bytes],
     score: Callable[[bytes], Tuple[float, bool]],
     start: Sequence[LayerPath],
-    worst_layers: Callable[[bytes], List[dict]],
-    candidates: Iterable[LayerPath],
+    next_layer: Callable[[bytes, List[LayerPath]], Optional[LayerPath]],
     rounds: int = 4,
+    describe: Optional[Callable[[bytes], dict]] = None,
 ) -> Tuple[bytes, List[LayerPath], float, List[dict]]:
-    """Start from the ``start`` float layers; while ``score(content)`` says the flatbuffer
-    fails, keep the candidate layer that adds the most error in float too (``rounds`` at
-    most). Returns the passing flatbuffer (else the best-scoring one), its float layers, its
-    score and the rounds tried.
+    """Start from the ``start`` float layers; while ``score(content)`` (``(value, passes)``)
+    says the flatbuffer fails, keep ``next_layer(content, kept)`` in float too (``rounds`` at
+    most, or until it returns None). Returns the passing flatbuffer (else the best-scoring
+    one), its float layers, its score and the rounds tried (``describe(content)`` adds figures
+    to each).
 
     Example:
-    >>> content, keep, value, rounds = choose_float_layers(q.quantize, score, [], worst, paths)  # doctest: +SKIP
+    >>> pick = worst_candidate(worst, paths)
+    >>> content, keep, value, rounds = choose_float_layers(q.quantize, score, [], pick)  # doctest: +SKIP
     """
-    candidates = set(candidates)
     keep = list(start)
     content = make(keep)
     value, ok = score(content)
-    history = [{"float_layers": ["/".join(p) for p in keep], "agreement": round(value, 4)}]
+
+    def entry() -> dict:
+        return {"float_layers": ["/".join(p) for p in keep], "agreement": round(value, 4),
+                **(describe(content) if describe else {})}
+
+    history = [entry()]
     best = (value, content, list(keep))
     for _ in range(rounds):
         if ok:
             break
-        added = next((tuple(e["layer"].split("/")) for e in worst_layers(content)
-                      if tuple(e["layer"].split("/")) in candidates
-                      and not any(tuple(e["layer"].split("/"))[:len(k)] == k for k in keep)), None)
+        added = next_layer(content, list(keep))
         if added is None:
             break
-        keep.append(added)
+        keep.append(tuple(added))
         content = make(keep)
         value, ok = score(content)
-        history.append({"float_layers": ["/".join(p) for p in keep], "agreement": round(value, 4)})
+        history.append(entry())
         if ok or value > best[0]:
             best = (value, content, list(keep))
     value, content, keep = best  # the passing one, else the one that came closest
     return content, keep, value, history
+
+
+def worst_candidate(worst_layers: Callable[[bytes], List[dict]], candidates: Iterable[LayerPath]):
+    """A ``next_layer`` for `choose_float_layers`: of ``worst_layers(content)`` (largest added
+    error first, `layer_errors`), the first that is a candidate and not under a kept layer."""
+    candidates = set(candidates)
+
+    def pick(content: bytes, keep: List[LayerPath]) -> Optional[LayerPath]:
+        for e in worst_layers(content):
+            path = tuple(e["layer"].split("/"))
+            if path in candidates and not any(path[:len(k)] == k for k in keep):
+                return path
+        return None
+    return pick

@@ -249,12 +249,11 @@ def _int8(source: LiteSource, representative, check, min_agreement: float, max_n
         value = figures["agreement"] if figures["agreement"] is not None else 1.0 - (figures["nrmse"] or 0.0)
         return value, ok
 
-    content, keep, _, history = quantize_lib.choose_float_layers(
-        quantizer.quantize, score, start,
-        lambda c: quantize_lib.layer_errors(source.float32_content(), c,
-                                            {k: v[:LAYER_ERROR_EXAMPLES] for k, v in check.items()},
-                                            source.layer_paths, top=20),
+    few = {k: v[:LAYER_ERROR_EXAMPLES] for k, v in check.items()}
+    worst = quantize_lib.worst_candidate(
+        lambda c: quantize_lib.layer_errors(source.float32_content(), c, few, source.layer_paths, top=20),
         source.layer_paths)
+    content, keep, _, history = quantize_lib.choose_float_layers(quantizer.quantize, score, start, worst)
     return content, ("selective" if keep else "full"), keep, history
 
 
