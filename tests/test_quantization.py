@@ -78,7 +78,8 @@ def test_layer_errors_point_at_where_int8_error_enters():
             ("backbone", "audio_encoder", "log_mel"), ("backbone", "fusion", "audio_attends"),
             ("backbone", "fusion", "image_attends"), ("backbone", "fusion", "text_attends"),
             ("backbone", "fusion", "audio_norm"), ("backbone", "fusion", "image_norm"),
-            ("backbone", "fusion", "text_norm")}
+            ("backbone", "fusion", "text_norm"), ("head", "logits")}
+        assert source.float_layers[("head", "logits")] == quantize.LOGITS_REASON
         quantizer = quantize.Int8Quantizer(source.path, x)
         everything = quantizer.quantize(keep_float=[])
         rows = quantize.layer_errors(source.float32_content(), everything, x, source.layer_paths, top=50)
@@ -97,7 +98,7 @@ def test_layer_errors_point_at_where_int8_error_enters():
         layer = quantize.layer_of(d["name"], list(source.float_layers))
         if layer:
             dtypes.setdefault(layer, set()).add(d["dtype"].__name__)
-    assert all("float32" in kinds for kinds in dtypes.values()) and len(dtypes) == 7
+    assert all("float32" in kinds for kinds in dtypes.values()) and len(dtypes) == 8
     assert converted["int8_mode"] == "selective" and converted["search"][0]["float_layers"]
 
 

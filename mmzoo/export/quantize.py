@@ -74,13 +74,23 @@ def leaf_paths(model) -> List[LayerPath]:
     return [p for p, layer in layer_paths(model).items() if not isinstance(layer, keras.Model)]
 
 
+#: why the dense layers that produce the logits stay in float (`float_layer_paths`)
+LOGITS_REASON = ("the output logits: int8 steps of ~1/20 of their range tie classes whose scores are close, "
+                 "and the argmax then takes the first (1-2% of the answers of a model with many near ties)")
+_LOGITS = re.compile(r"(\w+_)?logits(_\w+)?")
+
+
 def float_layer_paths(model) -> Dict[LayerPath, str]:
-    """The layers of ``model`` that full int8 keeps in float, with the reason."""
+    """The layers of ``model`` that full int8 keeps in float, with the reason: the classes of
+    `FLOAT_LAYERS` and the dense layers named ``*logits*`` (the outputs' last layer)."""
     out = {}
     for path, layer in layer_paths(model).items():
         for cls in type(layer).__mro__:
             if cls.__name__ in FLOAT_LAYERS:
                 out[path] = FLOAT_LAYERS[cls.__name__]
+                break
+            if cls.__name__ == "Dense" and _LOGITS.fullmatch(path[-1]):
+                out[path] = LOGITS_REASON
                 break
     return out
 
@@ -167,11 +177,15 @@ class Int8Quantizer:
         for detail in self.debugger._quant_interpreter.get_input_details():
             order.append(_input_key(detail["name"], representative))
         self.names = tensor_names(self.debugger.calibrated_model)
+        self.outputs = output_names(self.debugger.calibrated_model)
 
     def quantize(self, keep_float: Sequence[LayerPath] = ()) -> bytes:
         """A full-int8 flatbuffer (float32 inputs and outputs) with the ops of the layers in
-        ``keep_float`` left in float32."""
-        deny = sorted({n for n in self.names if any(_under(p, path) for p in _segments(n) for path in keep_float)})
+        ``keep_float`` left in float32, and always the ops that make the model's outputs: an int8
+        softmax output has steps of 1/256, so two classes closer than that tie and the argmax
+        picks the first (on models with many near ties, ~2% of the answers)."""
+        deny = sorted({n for n in self.names if any(_under(p, path) for p in _segments(n) for path in keep_float)}
+                      | set(self.outputs))
         with _quiet():
             self.debugger.options = self._tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
             return drop_float_round_trips(self.debugger.get_nondebug_quantized_model())
@@ -195,6 +209,13 @@ def calibrate(saved_model: str, representative: Callable[[], Iterable], signatur
     converter._experimental_calibrate_only = True  # what QuantizationDebugger does, for several signatures
     with _quiet():
         return converter.convert()
+
+
+def output_names(content: bytes) -> List[str]:
+    """The tensor names of a flatbuffer's signature outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [d["name"] for d in Interpreter(model_content=content).get_output_details()]
 
 
 def op_output_names(content: bytes) -> List[str]:
@@ -478,4 +499,24 @@ def worst_candidate(worst_layers: Callable[[bytes], List[dict]], candidates: Ite
             if path in candidates and not any(path[:len(k)] == k for k in keep):
                 return path
         return None
+    return pick
+
+
+def trial_candidate(make: Callable[[Sequence[LayerPath]], bytes], error: Callable[[bytes], float],
+                    proposals: Callable[[bytes, List[LayerPath]], Iterable[LayerPath]]):
+    """A ``next_layer`` for `choose_float_layers` that tries each of ``proposals(content, kept)``
+    in float on top of the kept ones and returns the one whose flatbuffer's ``error`` (a
+    continuous figure, e.g. the outputs' mean absolute difference from float32) is lowest: what
+    a layer adds in isolation (`layer_errors`) need not be what moves the answers, and a
+    continuous figure ranks candidates with less noise than the agreement itself.
+    """
+    def pick(content: bytes, keep: List[LayerPath]) -> Optional[LayerPath]:
+        seen, tried = set(), {}
+        for path in proposals(content, keep):
+            path = tuple(path)
+            if path in seen or path in keep or any(path[:len(k)] == k for k in keep):
+                continue
+            seen.add(path)
+            tried[path] = error(make(keep + [path]))
+        return min(tried, key=tried.get) if tried else None
     return pick

@@ -187,6 +187,9 @@ LAYER_ERROR_EXAMPLES = 128
 #: int8 is widened until it agrees this much better than the gate asks on those examples (the
 #: gate's own sample is another one: a flatbuffer exactly at the line fails it half the time)
 SEARCH_MARGIN = 0.01
+#: each round of the int8 search tries this many of the layers that add the most error (and the
+#: model's units) in float and keeps the one that brings the outputs closest to float32's
+SEARCH_WORST_LAYERS = 6
 
 
 def _convert(saved_model: str, quantization: str, representative, ops_sets, signature_keys=None) -> bytes:
@@ -232,7 +235,9 @@ def _passes(figures: dict, min_agreement: float, max_nrmse: float) -> bool:
 
 def _int8(source: LiteSource, representative, check, min_agreement: float, max_nrmse: float):
     """Full int8 with the `mmzoo.export.quantize.FLOAT_LAYERS` in float, widened while the
-    ``check`` examples disagree with float32 (`mmzoo.export.quantize.choose_float_layers`)."""
+    ``check`` examples disagree with float32 (`mmzoo.export.quantize.choose_float_layers`):
+    each round tries candidates in float (`mmzoo.export.quantize.trial_candidate`) and keeps
+    the one whose outputs differ least from float32's."""
     start = list(source.float_layers)
     if not start:
         try:  # nothing to keep in float: every op int8
@@ -250,10 +255,30 @@ def _int8(source: LiteSource, representative, check, min_agreement: float, max_n
         return value, ok
 
     few = {k: v[:LAYER_ERROR_EXAMPLES] for k, v in check.items()}
-    worst = quantize_lib.worst_candidate(
-        lambda c: quantize_lib.layer_errors(source.float32_content(), c, few, source.layer_paths, top=20),
-        source.layer_paths)
-    content, keep, _, history = quantize_lib.choose_float_layers(quantizer.quantize, score, start, worst)
+    made: Dict[tuple, bytes] = {}
+
+    def make(keep):
+        key = tuple(sorted(keep))
+        if key not in made:
+            made[key] = quantizer.quantize(keep)
+        return made[key]
+
+    leaves = set(source.layer_paths)
+    # the model's units: each encoder, the fusion, the head (not the whole backbone)
+    units = sorted({p[:n] for p in leaves for n in (1, 2) if len(p) > n} - {("backbone",)})
+
+    def proposals(content, keep):
+        """The layers that add the most error, then whole units (an encoder, the fusion, the head):
+        where the error is spread thin, no single layer moves the answers."""
+        worst = quantize_lib.layer_errors(source.float32_content(), content, few, source.layer_paths, top=20)
+        top = [tuple(e["layer"].split("/")) for e in worst if tuple(e["layer"].split("/")) in leaves]
+        return top[:SEARCH_WORST_LAYERS] + units
+
+    def error(content):
+        return _figures(source, content, few)["mean_abs_diff"]
+
+    pick = quantize_lib.trial_candidate(make, error, proposals)
+    content, keep, _, history = quantize_lib.choose_float_layers(make, score, start, pick)
     return content, ("selective" if keep else "full"), keep, history
 
 
