@@ -417,11 +417,8 @@ def int8_captioner(copy, source: str, calibration: dict, check: dict, float32_pa
             log(f"int8 captioner: {agreement:.1%} of next tokens agree on {n} check examples")
         return agreement, agreement >= INT8_SEARCH_AGREEMENT
 
-    def next_role(content: bytes, kept: list):
-        """The role whose layers, kept in float too, bring the logits closest to float32's."""
-        left = [(role,) for role in sorted(roles) if (role,) not in kept]
-        return min(left, key=lambda r: logits_error(make(kept + [r]))) if left else None
-
+    # each round: the role whose layers, kept in float too, bring the logits closest to float32's
+    next_role = quantize_lib.trial_candidate(make, logits_error, lambda c, kept: [(role,) for role in sorted(roles)])
     content, kept, _, search = quantize_lib.choose_float_layers(
         make, score, [], next_role, rounds=rounds,
         describe=lambda c: {"logits_error": round(logits_error(c), 4)})

@@ -16,7 +16,9 @@ debugger (``tf.lite.experimental.QuantizationDebugger``) calibrates once and reb
 model with the float layers' ops denylisted (`Int8Quantizer`), and the quantize ->
 dequantize round trips left between float ops are removed (`drop_float_round_trips`). While
 a flatbuffer still disagrees with float32 on examples the calibration did not see,
-`choose_float_layers` keeps the layer that adds the most error in float too (a few rounds).
+`choose_float_layers` keeps one more layer or unit in float (a few rounds): `trial_candidate`
+tries the layers that add the most error and whole units, and keeps the one whose outputs come
+closest to float32's. The logits layers and the output ops always stay in float.
 Every candidate runs once in another process first (`runs_safely`). Each variant records what
 stayed in float and the layers that lose the most.
 """
