@@ -102,21 +102,37 @@ def test_layer_errors_point_at_where_int8_error_enters():
     assert converted["int8_mode"] == "selective" and converted["search"][0]["float_layers"]
 
 
-def test_the_search_keeps_the_worst_layer_in_float_until_the_check_passes():
-    made = []
+def test_the_search_keeps_the_candidate_that_brings_the_outputs_closest_until_the_check_passes():
+    made, tried = [], []
 
     def make(keep):
         made.append(list(keep))
-        return str(len(keep)).encode()
+        return "+".join("/".join(p) for p in keep).encode()
 
-    scores = {0: 0.5, 1: 0.9, 2: 0.99}
-    worst = [{"layer": "a/b"}, {"layer": "a/b/c"}, {"layer": "c"}, {"layer": "d"}]
-    pick = quantize.worst_candidate(lambda c: worst, [("a", "b"), ("a", "b", "c"), ("c",), ("d",)])
+    # the outputs' error with each set kept in float: "c" alone helps most, then "d" on top of it
+    errors = {b"a/b": 0.5, b"c": 0.2, b"d": 0.4, b"c+a/b": 0.15, b"c+d": 0.05}
+
+    def error(content):
+        tried.append(content)
+        return errors[content]
+
+    def proposals(content, keep):  # a/b/c is under a/b, "c" comes twice: each is tried once
+        return [("a", "b"), ("c",), ("d",), ("c",)] if not keep else [("d",), ("a", "b")]
+
+    pick = quantize.trial_candidate(make, error, proposals)
+    assert pick(b"", []) == ("c",) and tried == [b"a/b", b"c", b"d"]
+    # under a kept layer, or kept already: not tried
+    assert quantize.trial_candidate(make, error, lambda c, k: [("a", "b", "c"), ("a", "b")])(b"", [("a", "b")]) is None
+
+    agreement = {b"": 0.5, b"c": 0.9, b"c+d": 0.99}
     content, keep, value, history = quantize.choose_float_layers(
-        make, lambda c: (scores[int(c)], scores[int(c)] >= 0.98), [], pick)
-    # a/b/c is under the kept a/b: the next candidate is c
-    assert keep == [("a", "b"), ("c",)] and value == 0.99 and content == b"2" and len(history) == 3
-    assert history[-1] == {"float_layers": ["a/b", "c"], "agreement": 0.99}
+        make, lambda c: (agreement[c], agreement[c] >= 0.98), [], pick)
+    assert keep == [("c",), ("d",)] and value == 0.99 and content == b"c+d" and len(history) == 3
+    assert history[-1] == {"float_layers": ["c", "d"], "agreement": 0.99}
+    # a memoized make converts each set once, whatever its order
+    made.clear()
+    once = quantize.memoized(make)
+    assert once([("c",), ("d",)]) == b"c+d" and once([("d",), ("c",)]) == b"c+d" and made == [[("c",), ("d",)]]
 
 
 def test_a_failed_search_returns_the_closest_flatbuffer_not_the_last():

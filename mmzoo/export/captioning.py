@@ -389,19 +389,15 @@ def int8_captioner(copy, source: str, calibration: dict, check: dict, float32_pa
     reference_logits, _ = stepwise_logits(float32, steered, reference[:n // 2])
     scale = float(np.sqrt(np.mean(np.square(reference_logits - reference_logits.mean(-1, keepdims=True))))) + 1e-12
 
-    made: Dict[tuple, bytes] = {}
-
+    @quantize_lib.memoized
     def make(kept_roles) -> bytes:
-        key = tuple(sorted(role for (role,) in kept_roles))
-        if key not in made:
-            leaves = floats | {name for role in key for name in roles[role]}
+        leaves = floats | {name for (role,) in kept_roles for name in roles[role]}
 
-            def keep_float(tensor_name: str) -> bool:
-                parts = quantize_lib._segments(tensor_name)
-                return all(len(p) == 1 for p in parts) or any(quantize_lib._under(p, (leaf,)) for p in parts
-                                                              for leaf in leaves)
-            made[key] = quantize_lib.quantize_calibrated(calibrated, keep_float)
-        return made[key]
+        def keep_float(tensor_name: str) -> bool:
+            parts = quantize_lib._segments(tensor_name)
+            return all(len(p) == 1 for p in parts) or any(quantize_lib._under(p, (leaf,)) for p in parts
+                                                          for leaf in leaves)
+        return quantize_lib.quantize_calibrated(calibrated, keep_float)
 
     errors: Dict[bytes, float] = {}
 

@@ -461,7 +461,7 @@ def choose_float_layers(
     to each).
 
     Example:
-    >>> pick = worst_candidate(worst, paths)
+    >>> pick = trial_candidate(q.quantize, error, proposals)
     >>> content, keep, value, rounds = choose_float_layers(q.quantize, score, [], pick)  # doctest: +SKIP
     """
     keep = list(start)
@@ -490,18 +490,21 @@ def choose_float_layers(
     return content, keep, value, history
 
 
-def worst_candidate(worst_layers: Callable[[bytes], List[dict]], candidates: Iterable[LayerPath]):
-    """A ``next_layer`` for `choose_float_layers`: of ``worst_layers(content)`` (largest added
-    error first, `layer_errors`), the first that is a candidate and not under a kept layer."""
-    candidates = set(candidates)
+def memoized(make: Callable[[Sequence[LayerPath]], bytes]) -> Callable[[Sequence[LayerPath]], bytes]:
+    """``make`` (a float-layer set -> flatbuffer) that converts each set once, in any order: the
+    search and its picker ask for the same sets again.
 
-    def pick(content: bytes, keep: List[LayerPath]) -> Optional[LayerPath]:
-        for e in worst_layers(content):
-            path = tuple(e["layer"].split("/"))
-            if path in candidates and not any(path[:len(k)] == k for k in keep):
-                return path
-        return None
-    return pick
+    Example:
+    >>> make = memoized(Int8Quantizer(saved_model, representative).quantize)  # doctest: +SKIP
+    """
+    made: Dict[tuple, bytes] = {}
+
+    def cached(keep: Sequence[LayerPath]) -> bytes:
+        key = tuple(sorted(tuple(p) for p in keep))
+        if key not in made:
+            made[key] = make([tuple(p) for p in keep])
+        return made[key]
+    return cached
 
 
 def trial_candidate(make: Callable[[Sequence[LayerPath]], bytes], error: Callable[[bytes], float],

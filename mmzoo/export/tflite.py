@@ -255,13 +255,7 @@ def _int8(source: LiteSource, representative, check, min_agreement: float, max_n
         return value, ok
 
     few = {k: v[:LAYER_ERROR_EXAMPLES] for k, v in check.items()}
-    made: Dict[tuple, bytes] = {}
-
-    def make(keep):
-        key = tuple(sorted(keep))
-        if key not in made:
-            made[key] = quantizer.quantize(keep)
-        return made[key]
+    make = quantize_lib.memoized(quantizer.quantize)
 
     leaves = set(source.layer_paths)
     # the model's units: each encoder, the fusion, the head (not the whole backbone)
